@@ -1,0 +1,21 @@
+//! The Dialogflow CX webhook wire model.
+//!
+//! - [`request`]: `WebhookRequest`, parsed leniently (PROTOCOL.md §2.1);
+//! - [`response`]: `WebhookResponse` and its builder, which makes the wrong answers hard to write;
+//! - [`rich`]: Dialogflow Messenger rich content for `fulfillmentResponse.messages[].payload`;
+//! - [`params`]: a typed, merged view of form, intent and session parameters.
+//!
+//! This module depends on nothing else in the crate: it is the contract with Dialogflow.
+
+pub mod params;
+pub mod request;
+pub mod response;
+pub mod rich;
+
+pub use params::{ParamError, Params};
+pub use request::{RequestError, WebhookRequest};
+pub use response::{
+    MAX_RESPONSE_BYTES, MergeBehavior, OutputAudioText, ResponseMessage, Transition, Trim,
+    WebhookResponse,
+};
+pub use rich::{Chip, RichContent, RichElement};

@@ -1,0 +1,304 @@
+//! A typed, merged view of a request's parameters.
+//!
+//! CX hands a webhook parameters in three places: the form's `pageInfo.formInfo.parameterInfo[].value`,
+//! the matched intent's `intentInfo.parameters` (`resolvedValue`, else `originalValue`) and the session's
+//! `sessionInfo.parameters`. [`Params`] looks a name up in that order (the form's value is the one CX is
+//! collecting right now; an intent's value is what the user just said; the session holds the rest) and
+//! treats JSON `null` and empty strings as absent. Getters parse the system entity shapes: `@sys.date`
+//! as `{year, month, day}` or an ISO date/date-time string, `@sys.time` as `{hours, minutes, seconds}` or
+//! `HH:MM[:SS]`, numbers that arrive as doubles (`5.0`) or strings.
+
+use jiff::civil::{Date, Time};
+use serde_json::Value;
+
+use super::request::WebhookRequest;
+
+/// A parameter that is present but cannot be read as the type asked for.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("parameter `{name}` {problem}")]
+pub struct ParamError {
+    /// The parameter's name.
+    pub name: String,
+    /// What is wrong with it, e.g. "is not a whole number".
+    pub problem: String,
+}
+
+impl ParamError {
+    fn new(name: &str, problem: impl Into<String>) -> Self {
+        ParamError {
+            name: name.to_owned(),
+            problem: problem.into(),
+        }
+    }
+}
+
+/// Borrowed, merged parameter view of one request.
+#[derive(Debug, Clone, Copy)]
+pub struct Params<'a> {
+    request: &'a WebhookRequest,
+}
+
+fn present(v: &Value) -> bool {
+    match v {
+        Value::Null => false,
+        Value::String(s) => !s.trim().is_empty(),
+        _ => true,
+    }
+}
+
+impl<'a> Params<'a> {
+    /// The view over `request`.
+    pub fn new(request: &'a WebhookRequest) -> Self {
+        Params { request }
+    }
+
+    /// The raw value of `name`: form value, else intent value, else session value.
+    pub fn value(&self, name: &str) -> Option<&'a Value> {
+        let request = self.request;
+        let form = request
+            .form_parameters()
+            .iter()
+            .find(|p| p.display_name == name)
+            .and_then(|p| p.value.as_ref());
+        let intent = request
+            .intent_info
+            .as_ref()
+            .and_then(|i| i.parameters.get(name))
+            .and_then(|p| {
+                p.get("resolvedValue")
+                    .filter(|v| present(v))
+                    .or_else(|| p.get("originalValue"))
+            });
+        let session = request.session_info.parameters.get(name);
+        [form, intent, session]
+            .into_iter()
+            .flatten()
+            .find(|v| present(v))
+    }
+
+    /// True when `name` has a (non-null, non-empty) value.
+    pub fn has(&self, name: &str) -> bool {
+        self.value(name).is_some()
+    }
+
+    /// The first of `names` that has a value (for aliases such as `account_id` / `user_id`).
+    pub fn first_present<'n>(&self, names: &[&'n str]) -> Option<&'n str> {
+        names.iter().copied().find(|n| self.has(n))
+    }
+
+    /// A text value, trimmed. Numbers are accepted and written out (a postal code may arrive as
+    /// `411001`); objects and lists are an error.
+    pub fn text(&self, name: &str) -> Result<Option<String>, ParamError> {
+        match self.value(name) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.trim().to_owned())),
+            Some(Value::Number(n)) => Ok(Some(match n.as_f64() {
+                Some(f) if f.fract() == 0.0 && f.abs() < 1e15 => format!("{}", f as i64),
+                _ => n.to_string(),
+            })),
+            Some(Value::Bool(b)) => Ok(Some(b.to_string())),
+            Some(_) => Err(ParamError::new(name, "is not text")),
+        }
+    }
+
+    /// A whole number: a JSON integer, a double without fraction (`5.0`) or a numeric string.
+    pub fn int(&self, name: &str) -> Result<Option<i64>, ParamError> {
+        let bad = || ParamError::new(name, "is not a whole number");
+        match self.value(name) {
+            None => Ok(None),
+            Some(Value::Number(n)) => {
+                if let Some(i) = n.as_i64() {
+                    return Ok(Some(i));
+                }
+                match n.as_f64() {
+                    Some(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Ok(Some(f as i64)),
+                    _ => Err(bad()),
+                }
+            }
+            Some(Value::String(s)) => s.trim().parse::<i64>().map(Some).map_err(|_| bad()),
+            Some(_) => Err(bad()),
+        }
+    }
+
+    /// A calendar date: `@sys.date`'s `{year, month, day}`, or an ISO `YYYY-MM-DD` string (a
+    /// date-time string is accepted and its date part used).
+    pub fn date(&self, name: &str) -> Result<Option<Date>, ParamError> {
+        match self.value(name) {
+            None => Ok(None),
+            Some(Value::Object(o)) => {
+                let field = |k: &str| o.get(k).and_then(as_whole);
+                match (field("year"), field("month"), field("day")) {
+                    (Some(y), Some(m), Some(d)) => {
+                        let (Ok(y), Ok(m), Ok(d)) =
+                            (i16::try_from(y), i8::try_from(m), i8::try_from(d))
+                        else {
+                            return Err(ParamError::new(name, "is not a real date"));
+                        };
+                        Date::new(y, m, d)
+                            .map(Some)
+                            .map_err(|_| ParamError::new(name, "is not a real date"))
+                    }
+                    _ => Err(ParamError::new(
+                        name,
+                        "is not a date (expected {year, month, day})",
+                    )),
+                }
+            }
+            Some(Value::String(s)) => parse_date(s.trim())
+                .map(Some)
+                .ok_or_else(|| ParamError::new(name, "is not a date (expected YYYY-MM-DD)")),
+            Some(_) => Err(ParamError::new(name, "is not a date")),
+        }
+    }
+
+    /// A time of day: `@sys.time`'s `{hours, minutes, seconds}`, or `HH:MM[:SS]` (a date-time string
+    /// is accepted and its time part used).
+    pub fn time(&self, name: &str) -> Result<Option<Time>, ParamError> {
+        match self.value(name) {
+            None => Ok(None),
+            Some(Value::Object(o)) => {
+                let field = |k: &str| o.get(k).and_then(as_whole);
+                let Some(hours) = field("hours") else {
+                    return Err(ParamError::new(
+                        name,
+                        "is not a time (expected {hours, minutes, seconds})",
+                    ));
+                };
+                let minutes = field("minutes").unwrap_or(0);
+                let seconds = field("seconds").unwrap_or(0);
+                let (Ok(h), Ok(m), Ok(s)) = (
+                    i8::try_from(hours),
+                    i8::try_from(minutes),
+                    i8::try_from(seconds),
+                ) else {
+                    return Err(ParamError::new(name, "is not a real time of day"));
+                };
+                Time::new(h, m, s, 0)
+                    .map(Some)
+                    .map_err(|_| ParamError::new(name, "is not a real time of day"))
+            }
+            Some(Value::String(s)) => parse_time(s.trim())
+                .map(Some)
+                .ok_or_else(|| ParamError::new(name, "is not a time (expected HH:MM)")),
+            Some(_) => Err(ParamError::new(name, "is not a time")),
+        }
+    }
+}
+
+fn as_whole(v: &Value) -> Option<i64> {
+    match v {
+        Value::Number(n) => n
+            .as_i64()
+            .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64)),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+fn parse_date(s: &str) -> Option<Date> {
+    if let Ok(d) = s.parse::<Date>() {
+        return Some(d);
+    }
+    // A date-time with an offset or zone ("2031-03-14T00:00:00+05:30"): the local date part.
+    s.get(..10)
+        .filter(|_| s.len() > 10)
+        .and_then(|d| d.parse().ok())
+}
+
+fn parse_time(s: &str) -> Option<Time> {
+    if let Ok(t) = s.parse::<Time>() {
+        return Some(t);
+    }
+    // A date-time string: the local time part after `T` (offset ignored).
+    let (_, rest) = s.split_once(['T', 't', ' '])?;
+    let end = rest.find(['+', '-', 'Z', 'z', '[']).unwrap_or(rest.len());
+    rest[..end].parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jiff::civil::{date, time};
+    use serde_json::json;
+
+    fn req(v: Value) -> WebhookRequest {
+        WebhookRequest::from_slice(&serde_json::to_vec(&v).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn form_then_intent_then_session() {
+        let r = req(json!({
+            "intentInfo": {"parameters": {
+                "a": {"originalValue": "pune", "resolvedValue": "Pune"},
+                "b": {"originalValue": "five"},
+                "c": {"originalValue": "x", "resolvedValue": null}
+            }},
+            "pageInfo": {"formInfo": {"parameterInfo": [
+                {"displayName": "a", "state": "FILLED", "value": "Mumbai"},
+                {"displayName": "d", "state": "EMPTY"}
+            ]}},
+            "sessionInfo": {"parameters": {"a": "Delhi", "b": "session", "d": "kept", "e": "", "f": null}}
+        }));
+        let p = Params::new(&r);
+        assert_eq!(p.text("a").unwrap().as_deref(), Some("Mumbai"));
+        assert_eq!(p.text("b").unwrap().as_deref(), Some("five"));
+        assert_eq!(p.text("c").unwrap().as_deref(), Some("x"));
+        assert_eq!(p.text("d").unwrap().as_deref(), Some("kept"));
+        assert_eq!(p.text("e").unwrap(), None);
+        assert_eq!(p.text("f").unwrap(), None);
+        assert_eq!(p.first_present(&["e", "zz", "d"]), Some("d"));
+    }
+
+    #[test]
+    fn integers_in_every_shape() {
+        let r = req(json!({"sessionInfo": {"parameters": {
+            "i": 5, "f": 5.0, "s": " 7 ", "frac": 2.5, "word": "five", "postal": 411001
+        }}}));
+        let p = Params::new(&r);
+        assert_eq!(p.int("i").unwrap(), Some(5));
+        assert_eq!(p.int("f").unwrap(), Some(5));
+        assert_eq!(p.int("s").unwrap(), Some(7));
+        assert_eq!(p.int("missing").unwrap(), None);
+        assert_eq!(p.int("frac").unwrap_err().problem, "is not a whole number");
+        assert!(p.int("word").is_err());
+        assert_eq!(p.text("postal").unwrap().as_deref(), Some("411001"));
+    }
+
+    #[test]
+    fn dates_from_objects_and_strings() {
+        let r = req(json!({"sessionInfo": {"parameters": {
+            "o": {"year": 2031, "month": 3, "day": 14},
+            "of": {"year": 2031.0, "month": 3.0, "day": 14.0},
+            "iso": "2031-03-14",
+            "dt": "2031-03-14T10:30:00+05:30",
+            "bad": {"year": 2031, "month": 2, "day": 30},
+            "partial": {"year": 2031},
+            "word": "tomorrow"
+        }}}));
+        let p = Params::new(&r);
+        for k in ["o", "of", "iso", "dt"] {
+            assert_eq!(p.date(k).unwrap(), Some(date(2031, 3, 14)), "{k}");
+        }
+        assert_eq!(p.date("bad").unwrap_err().problem, "is not a real date");
+        assert!(p.date("partial").is_err());
+        assert!(p.date("word").is_err());
+    }
+
+    #[test]
+    fn times_from_objects_and_strings() {
+        let r = req(json!({"sessionInfo": {"parameters": {
+            "o": {"hours": 10, "minutes": 30, "seconds": 0},
+            "short": "10:30",
+            "long": "10:30:00",
+            "dt": "2031-03-14T10:30:00Z",
+            "bad": {"hours": 25, "minutes": 0},
+            "word": "noonish"
+        }}}));
+        let p = Params::new(&r);
+        for k in ["o", "short", "long", "dt"] {
+            assert_eq!(p.time(k).unwrap(), Some(time(10, 30, 0, 0)), "{k}");
+        }
+        assert!(p.time("bad").is_err());
+        assert!(p.time("word").is_err());
+    }
+}

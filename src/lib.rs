@@ -1,0 +1,26 @@
+//! cx-webhook: a Dialogflow CX webhook service for Google Cloud Run.
+//!
+//! Crate map (dependencies point down this list, never up):
+//! - [`cli`]: the command line (`serve`, the default); the binary's `main` only calls it.
+//! - [`config`]: typed settings from flags and environment, validated at start.
+//! - [`telemetry`]: Cloud Logging JSON lines, trace correlation.
+//! - [`server`]: hyper accept loop, routes, body limits, graceful shutdown.
+//! - [`app`]: the assembled service shared by all connections.
+//! - [`auth`]: who may call (the `AUTH_MODE` modes).
+//! - [`handlers`]: the tag dispatch table and one module per capability.
+//! - [`cx`]: the Dialogflow CX wire model (depends on nothing of ours).
+//!
+//! A request flows: server (route, auth, body) -> cx (parse) -> handlers (dispatch under a deadline)
+//! -> cx (bounded JSON answer).
+
+pub mod app;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod cx;
+pub mod handlers;
+pub mod server;
+pub mod telemetry;
+
+pub use app::App;
+pub use config::Config;
