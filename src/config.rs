@@ -1,0 +1,331 @@
+//! Typed configuration: every setting is a flag and an environment variable (one clap definition),
+//! validated once at start into a [`Config`] that the rest of the service trusts.
+//!
+//! Validation collects *every* problem and reports one line each, so a misconfigured deployment is
+//! fixed in one round. Secrets never appear in `Debug` output (see [`Secret`]).
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+
+/// How webhook callers are authenticated (`AUTH_MODE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AuthMode {
+    /// No authentication. Local testing only: refused on Cloud Run (`K_SERVICE` set).
+    None,
+}
+
+impl fmt::Display for AuthMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AuthMode::None => f.write_str("none"),
+        }
+    }
+}
+
+/// Settings of `cx-webhook serve` (also accepted without the subcommand).
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (Cloud Run needs 0.0.0.0).
+    #[arg(long, env = "BIND", default_value = "0.0.0.0")]
+    pub bind: IpAddr,
+
+    /// Port to listen on (Cloud Run injects PORT).
+    #[arg(long, env = "PORT", default_value_t = 8080)]
+    pub port: u16,
+
+    /// Path(s) that accept webhook calls, comma separated. Each also accepts sub-paths, so
+    /// `/dialogflow` serves `/dialogflow/account` too.
+    #[arg(
+        long = "webhook-path",
+        env = "WEBHOOK_PATHS",
+        value_delimiter = ',',
+        default_value = "/webhook"
+    )]
+    pub webhook_paths: Vec<String>,
+
+    /// Largest accepted request body in bytes (larger ones get 413).
+    #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 256 * 1024)]
+    pub max_body_bytes: usize,
+
+    /// Seconds a client may take to send the request headers (HTTP/1).
+    #[arg(long, env = "HEADER_READ_TIMEOUT_SECS", default_value_t = 10)]
+    pub header_read_timeout_secs: u64,
+
+    /// Seconds a client may take to send the request body (then 408).
+    #[arg(long, env = "BODY_READ_TIMEOUT_SECS", default_value_t = 10)]
+    pub body_read_timeout_secs: u64,
+
+    /// Budget for answering one webhook call, in milliseconds; keep it under the webhook timeout
+    /// configured in Dialogflow (5 s by default). On overrun the caller still gets a 200 answer.
+    #[arg(long, env = "WEBHOOK_DEADLINE_MS", default_value_t = 4500)]
+    pub deadline_ms: u64,
+
+    /// Seconds in-flight requests get to finish after SIGTERM/SIGINT (Cloud Run allows 10).
+    #[arg(long, env = "SHUTDOWN_GRACE_SECS", default_value_t = 8)]
+    pub shutdown_grace_secs: u64,
+
+    /// How callers are authenticated. Required: there is no silent default.
+    #[arg(long, env = "AUTH_MODE", value_enum)]
+    pub auth_mode: Option<AuthMode>,
+
+    /// Set by Cloud Run; its presence means "deployed", where AUTH_MODE=none is refused.
+    #[arg(long = "k-service", env = "K_SERVICE", hide = true)]
+    pub k_service: Option<String>,
+}
+
+/// The validated configuration the server runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Socket address to listen on.
+    pub listen: SocketAddr,
+    /// Webhook path prefixes (each starts with `/`, none ends with `/`).
+    pub webhook_paths: Vec<String>,
+    /// Largest accepted request body.
+    pub max_body_bytes: usize,
+    /// HTTP/1 header read timeout.
+    pub header_read_timeout: Duration,
+    /// Request body read timeout.
+    pub body_read_timeout: Duration,
+    /// Per-call answer budget.
+    pub deadline: Duration,
+    /// Grace period for in-flight requests at shutdown.
+    pub shutdown_grace: Duration,
+    /// Authentication settings.
+    pub auth: AuthConfig,
+}
+
+/// Authentication settings, per mode.
+#[derive(Debug, Clone)]
+pub enum AuthConfig {
+    /// No authentication (local only).
+    None,
+}
+
+impl AuthConfig {
+    /// The mode this configuration is for.
+    pub fn mode(&self) -> AuthMode {
+        match self {
+            AuthConfig::None => AuthMode::None,
+        }
+    }
+}
+
+/// A secret value (API key, password): usable, but never shown by `Debug` or `Display`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// The secret itself; call only where it is used.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
+
+/// Every problem found in the settings, one line each.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<String>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, line) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{line}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+impl Config {
+    /// Defaults for tests and local embedding: loopback, port 0 (ephemeral), authentication off.
+    pub fn local() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            webhook_paths: vec!["/webhook".into()],
+            max_body_bytes: 256 * 1024,
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(10),
+            deadline: Duration::from_millis(4500),
+            shutdown_grace: Duration::from_secs(8),
+            auth: AuthConfig::None,
+        }
+    }
+
+    /// Validates the command-line/environment settings.
+    pub fn from_args(args: &ServeArgs) -> Result<Config, ConfigErrors> {
+        let mut problems = Vec::new();
+
+        let mut webhook_paths = Vec::new();
+        for raw in &args.webhook_paths {
+            let path = raw.trim().trim_end_matches('/');
+            if !raw.trim().starts_with('/') {
+                problems.push(format!(
+                    "WEBHOOK_PATHS: `{raw}` must start with `/` (e.g. /webhook)"
+                ));
+            } else if path.is_empty() {
+                problems.push(
+                    "WEBHOOK_PATHS: `/` would swallow /health; use a path such as /webhook".into(),
+                );
+            } else if path == "/health" || path.starts_with("/health/") {
+                problems.push(format!("WEBHOOK_PATHS: `{raw}` collides with /health"));
+            } else if path.contains(['?', '#', ' ']) {
+                problems.push(format!("WEBHOOK_PATHS: `{raw}` is not a plain path"));
+            } else {
+                webhook_paths.push(path.to_owned());
+            }
+        }
+        if args.webhook_paths.is_empty() {
+            problems.push("WEBHOOK_PATHS: at least one path is needed".into());
+        }
+
+        if !(1024..=16 * 1024 * 1024).contains(&args.max_body_bytes) {
+            problems.push(format!(
+                "MAX_BODY_BYTES: {} is outside 1024..=16777216",
+                args.max_body_bytes
+            ));
+        }
+        if !(100..=29_000).contains(&args.deadline_ms) {
+            problems.push(format!(
+                "WEBHOOK_DEADLINE_MS: {} is outside 100..=29000 (Dialogflow's webhook timeout is at most 30 s)",
+                args.deadline_ms
+            ));
+        }
+        if !(1..=300).contains(&args.header_read_timeout_secs) {
+            problems.push(format!(
+                "HEADER_READ_TIMEOUT_SECS: {} is outside 1..=300",
+                args.header_read_timeout_secs
+            ));
+        }
+        if !(1..=300).contains(&args.body_read_timeout_secs) {
+            problems.push(format!(
+                "BODY_READ_TIMEOUT_SECS: {} is outside 1..=300",
+                args.body_read_timeout_secs
+            ));
+        }
+        if args.shutdown_grace_secs > 3600 {
+            problems.push(format!(
+                "SHUTDOWN_GRACE_SECS: {} is more than 3600",
+                args.shutdown_grace_secs
+            ));
+        }
+
+        let on_cloud_run = args.k_service.as_deref().is_some_and(|s| !s.is_empty());
+        let auth = match args.auth_mode {
+            None => {
+                problems.push(
+                    "AUTH_MODE is not set: choose one explicitly with --auth-mode or AUTH_MODE \
+                     (`none` for local testing only)"
+                        .into(),
+                );
+                None
+            }
+            Some(AuthMode::None) if on_cloud_run => {
+                problems.push(
+                    "AUTH_MODE=none is refused on Cloud Run (K_SERVICE is set): the webhook would \
+                     answer anyone"
+                        .into(),
+                );
+                None
+            }
+            Some(AuthMode::None) => Some(AuthConfig::None),
+        };
+
+        match auth {
+            Some(auth) if problems.is_empty() => Ok(Config {
+                listen: SocketAddr::new(args.bind, args.port),
+                webhook_paths,
+                max_body_bytes: args.max_body_bytes,
+                header_read_timeout: Duration::from_secs(args.header_read_timeout_secs),
+                body_read_timeout: Duration::from_secs(args.body_read_timeout_secs),
+                deadline: Duration::from_millis(args.deadline_ms),
+                shutdown_grace: Duration::from_secs(args.shutdown_grace_secs),
+                auth,
+            }),
+            _ => Err(ConfigErrors(problems)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct T {
+        #[command(flatten)]
+        serve: ServeArgs,
+    }
+
+    fn parse(args: &[&str]) -> ServeArgs {
+        T::try_parse_from(std::iter::once("t").chain(args.iter().copied()))
+            .unwrap()
+            .serve
+    }
+
+    #[test]
+    fn auth_mode_must_be_explicit() {
+        let mut args = parse(&[]);
+        args.auth_mode = None;
+        let err = Config::from_args(&args).unwrap_err();
+        assert!(
+            err.0.iter().any(|l| l.starts_with("AUTH_MODE is not set")),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn none_is_refused_on_cloud_run() {
+        let mut args = parse(&["--auth-mode", "none"]);
+        args.k_service = Some("cx-webhook".into());
+        let err = Config::from_args(&args).unwrap_err();
+        assert!(err.to_string().contains("refused on Cloud Run"), "{err}");
+    }
+
+    #[test]
+    fn every_problem_is_reported_once() {
+        let mut args = parse(&["--auth-mode", "none", "--webhook-path", "hook,/health,/"]);
+        args.deadline_ms = 40_000;
+        args.max_body_bytes = 10;
+        let err = Config::from_args(&args).unwrap_err();
+        assert_eq!(err.0.len(), 5, "{err}");
+    }
+
+    #[test]
+    fn defaults_are_cloud_run_friendly() {
+        let mut args = parse(&["--auth-mode", "none"]);
+        args.k_service = None;
+        args.port = 8080;
+        args.bind = "0.0.0.0".parse().unwrap();
+        let c = Config::from_args(&args).unwrap();
+        assert_eq!(c.listen, "0.0.0.0:8080".parse().unwrap());
+        assert_eq!(c.deadline, Duration::from_millis(4500));
+        assert_eq!(c.shutdown_grace, Duration::from_secs(8));
+        assert_eq!(c.webhook_paths, vec!["/webhook".to_string()]);
+    }
+
+    #[test]
+    fn secrets_are_redacted() {
+        assert_eq!(
+            format!("{:?}", Secret::new("hunter2")),
+            "Secret([redacted])"
+        );
+    }
+}

@@ -1,0 +1,364 @@
+//! Tag dispatch: the table from `fulfillmentInfo.tag` to [`Handler`]s, and the rules around a call.
+//!
+//! - The tag selects a route (primary tag or alias). When the tag is empty, the matched intent's
+//!   display name may select one (the seed guide's routing rule, kept as an alias mechanism).
+//! - Anything else goes to [`fallback::Fallback`]: HTTP 200, a polite text, a WARNING naming the tag.
+//!   An unknown tag is a value, not an error.
+//! - Every call runs under the request's deadline. A handler that fails, panics or overruns still
+//!   yields a valid answer with a graceful text (no internals); the cause is logged at ERROR.
+//!
+//! Adding a tag: write `handlers/<name>.rs` implementing [`Handler`], and add one line to [`table`].
+
+pub mod fallback;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::FutureExt;
+use tokio::time::Instant;
+
+use crate::cx::{Params, WebhookRequest, WebhookResponse};
+use crate::telemetry::error_chain;
+
+/// Said when a handler fails or panics. Promises nothing and reveals nothing.
+pub const ERROR_TEXT: &str =
+    "Sorry, something went wrong on our side. Please try again in a moment.";
+/// Said when a handler runs out of time.
+pub const TIMEOUT_TEXT: &str =
+    "Sorry, that is taking longer than expected. Please try again in a moment.";
+/// Said instead of an answer too large for Dialogflow.
+pub const TOO_LARGE_TEXT: &str =
+    "Sorry, that answer is too long to show here. Could you narrow it down?";
+
+/// The future a handler returns.
+pub type HandlerFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<WebhookResponse, HandlerError>> + Send + 'a>>;
+
+/// Boxed error source.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// One capability, selected by tag.
+pub trait Handler: Send + Sync + 'static {
+    /// Answers one call. Wrong or missing user input is an `Ok` answer that says so (and may
+    /// invalidate the parameter); `Err` is for what went wrong inside.
+    fn handle<'a>(&'a self, call: &'a Call) -> HandlerFuture<'a>;
+}
+
+/// What a handler gets: the request and the time left to answer.
+#[derive(Debug)]
+pub struct Call {
+    /// The parsed request.
+    pub request: WebhookRequest,
+    /// When the answer is due (the request's budget ends here).
+    pub deadline: Instant,
+}
+
+impl Call {
+    /// A call due at `deadline`.
+    pub fn new(request: WebhookRequest, deadline: Instant) -> Self {
+        Call { request, deadline }
+    }
+
+    /// The merged, typed parameter view.
+    pub fn params(&self) -> Params<'_> {
+        Params::new(&self.request)
+    }
+
+    /// Time left before the deadline.
+    pub fn remaining(&self) -> Duration {
+        self.deadline.saturating_duration_since(Instant::now())
+    }
+
+    /// The tag (trimmed).
+    pub fn tag(&self) -> &str {
+        self.request.fulfillment_info.tag.trim()
+    }
+}
+
+/// Something went wrong inside a handler (a store or outside service failed). Logged with its cause
+/// chain; the caller only hears [`ERROR_TEXT`].
+#[derive(Debug, thiserror::Error)]
+#[error("{context}")]
+pub struct HandlerError {
+    context: String,
+    #[source]
+    source: Option<BoxError>,
+}
+
+impl HandlerError {
+    /// An error with a cause.
+    pub fn new(context: impl Into<String>, source: impl Into<BoxError>) -> Self {
+        HandlerError {
+            context: context.into(),
+            source: Some(source.into()),
+        }
+    }
+
+    /// An error without a cause.
+    pub fn msg(context: impl Into<String>) -> Self {
+        HandlerError {
+            context: context.into(),
+            source: None,
+        }
+    }
+}
+
+/// A table entry: a handler, the tags that select it, and the intents that select it when the tag
+/// is empty.
+pub struct Route {
+    name: &'static str,
+    tags: Vec<&'static str>,
+    intents: Vec<&'static str>,
+    handler: Arc<dyn Handler>,
+}
+
+impl Route {
+    /// A route for `tag` (also its name in logs).
+    pub fn new(tag: &'static str, handler: impl Handler) -> Self {
+        Route {
+            name: tag,
+            tags: vec![tag],
+            intents: Vec::new(),
+            handler: Arc::new(handler),
+        }
+    }
+
+    /// Another tag that selects this route.
+    pub fn alias(mut self, tag: &'static str) -> Self {
+        self.tags.push(tag);
+        self
+    }
+
+    /// An intent display name that selects this route when the tag is empty.
+    pub fn intent(mut self, display_name: &'static str) -> Self {
+        self.intents.push(display_name);
+        self
+    }
+}
+
+/// Shared resources handlers are built from (stores, clients). Built once at start.
+#[derive(Debug, Clone, Default)]
+pub struct Deps {}
+
+/// The dispatch table. One line per capability.
+pub fn table(_deps: &Deps) -> Vec<Route> {
+    vec![]
+}
+
+/// How a call ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The handler answered.
+    Ok,
+    /// No handler matched; the fallback answered.
+    Fallback,
+    /// The handler returned an error; a graceful text was sent.
+    Error,
+    /// The handler panicked; a graceful text was sent.
+    Panic,
+    /// The deadline passed; a graceful text was sent.
+    Timeout,
+}
+
+impl Outcome {
+    /// Lowercase name for logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Fallback => "fallback",
+            Outcome::Error => "error",
+            Outcome::Panic => "panic",
+            Outcome::Timeout => "timeout",
+        }
+    }
+}
+
+/// The answer to one call and how it came about.
+#[derive(Debug)]
+pub struct Dispatched {
+    /// The answer to send (always valid).
+    pub response: WebhookResponse,
+    /// The route that handled the call (`fallback` if none).
+    pub route: &'static str,
+    /// How it ended.
+    pub outcome: Outcome,
+}
+
+/// Routes calls to handlers by tag (or intent, when the tag is empty).
+pub struct Dispatcher {
+    by_tag: HashMap<&'static str, usize>,
+    by_intent: HashMap<&'static str, usize>,
+    routes: Vec<Route>,
+    fallback: Arc<dyn Handler>,
+}
+
+/// Two routes claim the same tag or intent: a programming error caught at start.
+#[derive(Debug, thiserror::Error)]
+#[error("the dispatch table lists `{0}` twice")]
+pub struct DuplicateRoute(pub &'static str);
+
+impl Dispatcher {
+    /// A dispatcher over `routes`.
+    pub fn new(routes: Vec<Route>) -> Result<Self, DuplicateRoute> {
+        let mut d = Dispatcher {
+            by_tag: HashMap::new(),
+            by_intent: HashMap::new(),
+            routes: Vec::new(),
+            fallback: Arc::new(fallback::Fallback),
+        };
+        for route in routes {
+            d.register(route)?;
+        }
+        Ok(d)
+    }
+
+    /// Adds a route (tests use this to add handlers that fail or stall).
+    pub fn register(&mut self, route: Route) -> Result<(), DuplicateRoute> {
+        let index = self.routes.len();
+        for tag in &route.tags {
+            if self.by_tag.insert(tag, index).is_some() {
+                return Err(DuplicateRoute(tag));
+            }
+        }
+        for intent in &route.intents {
+            if self.by_intent.insert(intent, index).is_some() {
+                return Err(DuplicateRoute(intent));
+            }
+        }
+        self.routes.push(route);
+        Ok(())
+    }
+
+    /// The route for a request, if any.
+    fn select(&self, request: &WebhookRequest) -> Option<&Route> {
+        let tag = request.fulfillment_info.tag.trim();
+        let index = if tag.is_empty() {
+            request
+                .intent_display_name()
+                .and_then(|name| self.by_intent.get(name))
+        } else {
+            self.by_tag.get(tag)
+        };
+        index.map(|&i| &self.routes[i])
+    }
+
+    /// Answers one request by its deadline, whatever the handler does.
+    pub async fn dispatch(&self, request: WebhookRequest, deadline: Instant) -> Dispatched {
+        let (name, handler, matched) = match self.select(&request) {
+            Some(route) => (route.name, route.handler.clone(), true),
+            None => ("fallback", self.fallback.clone(), false),
+        };
+        let call = Call::new(request, deadline);
+        let run = AssertUnwindSafe(handler.handle(&call)).catch_unwind();
+        let (response, outcome) = match tokio::time::timeout_at(deadline, run).await {
+            Ok(Ok(Ok(response))) => (
+                response,
+                if matched {
+                    Outcome::Ok
+                } else {
+                    Outcome::Fallback
+                },
+            ),
+            Ok(Ok(Err(error))) => {
+                tracing::error!(route = name, error = %error_chain(&error), "handler failed");
+                (WebhookResponse::new().text(ERROR_TEXT), Outcome::Error)
+            }
+            Ok(Err(panic)) => {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                tracing::error!(route = name, panic = %what, "handler panicked");
+                (WebhookResponse::new().text(ERROR_TEXT), Outcome::Panic)
+            }
+            Err(_) => {
+                tracing::error!(route = name, "handler overran the deadline");
+                (WebhookResponse::new().text(TIMEOUT_TEXT), Outcome::Timeout)
+            }
+        };
+        Dispatched {
+            response,
+            route: name,
+            outcome,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Echo(&'static str);
+    impl Handler for Echo {
+        fn handle<'a>(&'a self, _call: &'a Call) -> HandlerFuture<'a> {
+            Box::pin(async move { Ok(WebhookResponse::new().text(self.0)) })
+        }
+    }
+
+    fn request(json: &str) -> WebhookRequest {
+        WebhookRequest::from_slice(json.as_bytes()).unwrap()
+    }
+
+    fn soon() -> Instant {
+        Instant::now() + Duration::from_secs(5)
+    }
+
+    #[tokio::test]
+    async fn tag_alias_and_intent_select_routes() {
+        let d = Dispatcher::new(vec![
+            Route::new("a", Echo("A")).alias("a-old").intent("intent.a"),
+            Route::new("b", Echo("B")),
+        ])
+        .unwrap();
+        let cases = [
+            (r#"{"fulfillmentInfo":{"tag":"a"}}"#, "A", Outcome::Ok),
+            (r#"{"fulfillmentInfo":{"tag":" a-old "}}"#, "A", Outcome::Ok),
+            (r#"{"fulfillmentInfo":{"tag":"b"}}"#, "B", Outcome::Ok),
+            (
+                r#"{"fulfillmentInfo":{"tag":""},"intentInfo":{"displayName":"intent.a"}}"#,
+                "A",
+                Outcome::Ok,
+            ),
+            // An intent name never overrides an explicit tag.
+            (
+                r#"{"fulfillmentInfo":{"tag":"zzz"},"intentInfo":{"displayName":"intent.a"}}"#,
+                fallback::FALLBACK_TEXT,
+                Outcome::Fallback,
+            ),
+            (r#"{}"#, fallback::FALLBACK_TEXT, Outcome::Fallback),
+        ];
+        for (json, text, outcome) in cases {
+            let out = d.dispatch(request(json), soon()).await;
+            assert_eq!(out.response.texts(), vec![text], "{json}");
+            assert_eq!(out.outcome, outcome, "{json}");
+        }
+    }
+
+    #[test]
+    fn duplicate_tags_are_refused() {
+        let err = Dispatcher::new(vec![Route::new("a", Echo("1")), Route::new("a", Echo("2"))]);
+        assert!(err.is_err());
+    }
+
+    struct Panics;
+    impl Handler for Panics {
+        fn handle<'a>(&'a self, _call: &'a Call) -> HandlerFuture<'a> {
+            Box::pin(async move { panic!("boom") })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_gets_a_graceful_answer() {
+        let d = Dispatcher::new(vec![Route::new("p", Panics)]).unwrap();
+        let out = d
+            .dispatch(request(r#"{"fulfillmentInfo":{"tag":"p"}}"#), soon())
+            .await;
+        assert_eq!(out.outcome, Outcome::Panic);
+        assert_eq!(out.response.texts(), vec![ERROR_TEXT]);
+    }
+}
