@@ -1,0 +1,178 @@
+//! Shared test support: `spawn_app()` starts the real server on an ephemeral loopback port with a
+//! per-test configuration, and `TestApp` speaks real HTTP to it.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use cx_webhook::handlers::{self, Deps, Dispatcher};
+use cx_webhook::{App, Config};
+use http::{HeaderMap, Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde_json::Value;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// A running server and a client for it.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub client: Client<HttpConnector, Full<Bytes>>,
+    shutdown: Option<oneshot::Sender<()>>,
+    handle: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+/// One answer.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Answer {
+    /// The body as JSON (panics with the body text if it is not JSON).
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", String::from_utf8_lossy(&self.body)))
+    }
+
+    /// All text variants of a WebhookResponse body, in order.
+    pub fn texts(&self) -> Vec<String> {
+        let response: cx_webhook::cx::WebhookResponse = serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not a WebhookResponse ({e}): {:?}", self.body));
+        response.texts().into_iter().map(String::from).collect()
+    }
+
+    /// The `error.code` of a JSON error body.
+    pub fn error_code(&self) -> String {
+        self.json()["error"]["code"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no error.code in {:?}", self.body))
+            .to_owned()
+    }
+}
+
+/// A fixture from `tests/fixtures`.
+pub fn fixture(name: &str) -> Vec<u8> {
+    let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// A fixture with its tag replaced.
+pub fn fixture_with_tag(name: &str, tag: &str) -> Vec<u8> {
+    let mut v: Value = serde_json::from_slice(&fixture(name)).unwrap();
+    v["fulfillmentInfo"]["tag"] = Value::from(tag);
+    serde_json::to_vec(&v).unwrap()
+}
+
+/// The server with default local settings and the standard table.
+pub async fn spawn_app() -> TestApp {
+    spawn_with(Config::local(), |_| {}).await
+}
+
+/// The server with `config` and the standard table, customised by `customize`.
+pub async fn spawn_with(config: Config, customize: impl FnOnce(&mut Dispatcher)) -> TestApp {
+    let mut dispatcher = Dispatcher::new(handlers::table(&Deps::default())).unwrap();
+    customize(&mut dispatcher);
+    spawn_app_from(App::new(config, dispatcher)).await
+}
+
+/// The server for a fully built app.
+pub async fn spawn_app_from(app: App) -> TestApp {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = oneshot::channel::<()>();
+    let handle = tokio::spawn(cx_webhook::server::run(
+        listener,
+        Arc::new(app),
+        async move {
+            let _ = rx.await;
+        },
+    ));
+    TestApp {
+        addr,
+        client: Client::builder(TokioExecutor::new()).build_http(),
+        shutdown: Some(tx),
+        handle: Some(handle),
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Sends a request and reads the whole answer.
+    pub async fn send(&self, request: Request<Full<Bytes>>) -> Answer {
+        let response = tokio::time::timeout(Duration::from_secs(30), self.client.request(request))
+            .await
+            .expect("answer within 30 s")
+            .expect("HTTP exchange");
+        let (parts, body) = response.into_parts();
+        let body = body.collect().await.expect("body").to_bytes();
+        Answer {
+            status: parts.status,
+            headers: parts.headers,
+            body,
+        }
+    }
+
+    /// `method path` with optional JSON body and extra headers.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> Answer {
+        let mut builder = Request::builder().method(method).uri(self.url(path));
+        for (k, v) in headers {
+            builder = builder.header(*k, *v);
+        }
+        self.send(builder.body(Full::new(Bytes::from(body))).unwrap())
+            .await
+    }
+
+    /// POST a JSON body to `/webhook`.
+    pub async fn post_webhook(&self, body: Vec<u8>) -> Answer {
+        self.call(
+            Method::POST,
+            "/webhook",
+            &[("content-type", "application/json")],
+            body,
+        )
+        .await
+    }
+
+    /// POST a fixture to `/webhook`.
+    pub async fn post_fixture(&self, name: &str) -> Answer {
+        self.post_webhook(fixture(name)).await
+    }
+
+    /// Triggers shutdown and waits for `server::run` to return.
+    pub async fn shutdown(mut self) -> std::io::Result<()> {
+        self.begin_shutdown();
+        self.stopped().await
+    }
+
+    /// Signals shutdown without waiting.
+    pub fn begin_shutdown(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+
+    /// Waits for `server::run` to return after `begin_shutdown`.
+    pub async fn stopped(mut self) -> std::io::Result<()> {
+        let handle = self.handle.take().unwrap();
+        tokio::time::timeout(Duration::from_secs(30), handle)
+            .await
+            .expect("server stops within 30 s")
+            .expect("server task")
+    }
+}

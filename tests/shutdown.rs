@@ -1,0 +1,200 @@
+//! Graceful shutdown: a request in flight when shutdown begins gets its full answer, and the real
+//! binary exits 0 on SIGTERM.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::{fixture, fixture_with_tag, spawn_with};
+use cx_webhook::Config;
+use cx_webhook::cx::WebhookResponse;
+use cx_webhook::handlers::{Call, Handler, HandlerFuture, Route};
+use http::StatusCode;
+
+struct Sleeps(Duration);
+impl Handler for Sleeps {
+    fn handle<'a>(&'a self, _call: &'a Call) -> HandlerFuture<'a> {
+        Box::pin(async move {
+            tokio::time::sleep(self.0).await;
+            Ok(WebhookResponse::new().text("done after the signal"))
+        })
+    }
+}
+
+#[tokio::test]
+async fn in_flight_request_completes_during_shutdown() {
+    let mut app = spawn_with(Config::local(), |d| {
+        d.register(Route::new("test.slow", Sleeps(Duration::from_millis(800))))
+            .unwrap();
+    })
+    .await;
+    let addr = app.addr;
+    let client = app.client.clone();
+    let url = app.url("/webhook");
+    let in_flight = tokio::spawn(async move {
+        let req = http::Request::post(url)
+            .header("content-type", "application/json")
+            .body(http_body_util::Full::new(bytes::Bytes::from(
+                fixture_with_tag("unknown-tag.json", "test.slow"),
+            )))
+            .unwrap();
+        let res = client.request(req).await.expect("answered");
+        let status = res.status();
+        let body = http_body_util::BodyExt::collect(res.into_body())
+            .await
+            .unwrap()
+            .to_bytes();
+        (status, body)
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    app.begin_shutdown();
+    let (status, body) = in_flight.await.unwrap();
+    assert_eq!(status, StatusCode::OK);
+    assert!(String::from_utf8_lossy(&body).contains("done after the signal"));
+    app.stopped().await.unwrap();
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "no new connections after shutdown"
+    );
+}
+
+/// The binary, started with `envs`, and the address it logged.
+fn start_binary(envs: &[(&str, &str)]) -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cx-webhook"))
+        .env_clear()
+        .env("AUTH_MODE", "none")
+        .env("BIND", "127.0.0.1")
+        .env("PORT", "0")
+        .env("LOG_FORMAT", "json")
+        .envs(envs.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("binary starts");
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let address = loop {
+        let line = lines.next().expect("a log line").expect("utf-8");
+        let v: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        if v["message"] == "listening" {
+            break v["address"].as_str().unwrap().to_owned();
+        }
+    };
+    // Keep draining stdout so the child never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    (child, address)
+}
+
+fn signal(child: &Child, signal: libc::c_int) {
+    let pid = libc::pid_t::try_from(child.id()).unwrap();
+    // SAFETY: kill(2) with a pid we own and a valid signal number has no memory effects.
+    let rc = unsafe { libc::kill(pid, signal) };
+    assert_eq!(rc, 0, "kill failed");
+}
+
+fn wait_exit(child: &mut Child, within: Duration) -> std::process::ExitStatus {
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if started.elapsed() > within {
+            let _ = child.kill();
+            panic!("the process did not exit within {within:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn sigterm_lets_the_in_flight_request_finish_and_exits_0() {
+    let (mut child, address) = start_binary(&[]);
+    let body = fixture("unknown-tag.json");
+    let (first, rest) = body.split_at(body.len() / 2);
+
+    // The request is in flight: headers and half the body are in, the rest comes after SIGTERM.
+    let mut stream = TcpStream::connect(&address).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    write!(
+        stream,
+        "POST /webhook HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    stream.write_all(first).unwrap();
+    stream.flush().unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+
+    signal(&child, libc::SIGTERM);
+    std::thread::sleep(Duration::from_millis(300));
+    stream.write_all(rest).unwrap();
+
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("fulfillmentResponse"), "{answer}");
+
+    let status = wait_exit(&mut child, Duration::from_secs(15));
+    assert_eq!(status.code(), Some(0));
+}
+
+#[test]
+fn idle_binary_exits_0_on_sigint() {
+    let (mut child, _) = start_binary(&[]);
+    signal(&child, libc::SIGINT);
+    assert_eq!(
+        wait_exit(&mut child, Duration::from_secs(15)).code(),
+        Some(0)
+    );
+}
+
+#[test]
+fn refuses_to_start_without_an_auth_mode_or_with_none_on_cloud_run() {
+    let bin = env!("CARGO_BIN_EXE_cx-webhook");
+    let out = Command::new(bin).env_clear().output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("AUTH_MODE is not set"), "{err}");
+
+    let out = Command::new(bin)
+        .env_clear()
+        .env("AUTH_MODE", "none")
+        .env("K_SERVICE", "cx-webhook")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("refused on Cloud Run"), "{err}");
+}
+
+#[test]
+fn help_documents_every_setting_and_its_env_name() {
+    let out = Command::new(env!("CARGO_BIN_EXE_cx-webhook"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    for env in [
+        "PORT",
+        "BIND",
+        "WEBHOOK_PATHS",
+        "MAX_BODY_BYTES",
+        "WEBHOOK_DEADLINE_MS",
+        "SHUTDOWN_GRACE_SECS",
+        "AUTH_MODE",
+        "LOG_FORMAT",
+        "RUST_LOG",
+        "GOOGLE_CLOUD_PROJECT",
+    ] {
+        assert!(
+            help.contains(&format!("[env: {env}")),
+            "--help lacks {env}:\n{help}"
+        );
+    }
+}
