@@ -12,7 +12,7 @@ pub mod request;
 pub mod response;
 pub mod rich;
 
-pub use params::{ParamError, Params};
+pub use params::{ParamError, Params, Place};
 pub use request::{RequestError, WebhookRequest};
 pub use response::{
     MAX_RESPONSE_BYTES, MergeBehavior, OutputAudioText, ResponseMessage, Transition, Trim,

@@ -185,6 +185,88 @@ impl<'a> Params<'a> {
     }
 }
 
+/// A place the user named: a city and/or a postal code (from a plain string, `@sys.geo-city`, or an
+/// `@sys.location` / `@sys.address` object).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Place {
+    /// City name as given (trimmed), e.g. `Pune`.
+    pub city: Option<String>,
+    /// Postal code as given (spaces removed), e.g. `411001`.
+    pub postal_code: Option<String>,
+    /// Country, when the object form named one.
+    pub country: Option<String>,
+}
+
+impl Place {
+    /// Reads a free-text place: a string of digits (and at most one space or hyphen) is a postal
+    /// code, anything else a city name.
+    pub fn from_text(text: &str) -> Option<Place> {
+        let text = text.trim();
+        if text.is_empty() {
+            return None;
+        }
+        let compact: String = text.chars().filter(|c| !matches!(c, ' ' | '-')).collect();
+        if compact.len() >= 3 && compact.len() <= 10 && compact.chars().all(|c| c.is_ascii_digit())
+        {
+            return Some(Place {
+                postal_code: Some(compact),
+                ..Place::default()
+            });
+        }
+        Some(Place {
+            city: Some(text.to_owned()),
+            ..Place::default()
+        })
+    }
+
+    /// A short label for messages: the city, else the postal code.
+    pub fn label(&self) -> &str {
+        self.city
+            .as_deref()
+            .or(self.postal_code.as_deref())
+            .unwrap_or_default()
+    }
+}
+
+impl<'a> Params<'a> {
+    /// A place: a string (city or postal code), a number (postal code), or an object with `city`
+    /// (also `geo-city`, `subadmin-area`, `admin-area` as fallbacks) and/or `zip-code` /
+    /// `postal-code`, as `@sys.geo-city`, `@sys.location` and `@sys.address` produce.
+    pub fn place(&self, name: &str) -> Result<Option<Place>, ParamError> {
+        let unusable = || ParamError::new(name, "does not name a city or postal code");
+        match self.value(name) {
+            None => Ok(None),
+            Some(Value::Object(o)) => {
+                let field = |keys: &[&str]| {
+                    keys.iter().find_map(|k| match o.get(*k) {
+                        Some(Value::String(s)) if !s.trim().is_empty() => Some(s.trim().to_owned()),
+                        Some(Value::Number(n)) => Some(n.to_string()),
+                        _ => None,
+                    })
+                };
+                let place = Place {
+                    city: field(&["city", "geo-city", "subadmin-area", "admin-area"]),
+                    postal_code: field(&["zip-code", "postal-code", "zip_code", "postal_code"])
+                        .map(|z| z.replace([' ', '-'], "")),
+                    country: field(&["country"]),
+                };
+                if place.city.is_none() && place.postal_code.is_none() {
+                    // `{"original": "Pune"}`-style objects: fall back to the text the user said.
+                    return field(&["original", "originalValue"])
+                        .and_then(|t| Place::from_text(&t))
+                        .map(Some)
+                        .ok_or_else(unusable);
+                }
+                Ok(Some(place))
+            }
+            Some(_) => match self.text(name)? {
+                Some(text) => Ok(Place::from_text(&text)),
+                None => Ok(None),
+            },
+        }
+    }
+}
+
 fn as_whole(v: &Value) -> Option<i64> {
     match v {
         Value::Number(n) => n
@@ -282,6 +364,42 @@ mod tests {
         assert_eq!(p.date("bad").unwrap_err().problem, "is not a real date");
         assert!(p.date("partial").is_err());
         assert!(p.date("word").is_err());
+    }
+
+    #[test]
+    fn places_in_every_shape() {
+        let r = req(json!({"sessionInfo": {"parameters": {
+            "s": " Pune ",
+            "zip": "411 001",
+            "num": 411001,
+            "geo": {"city": "Mumbai", "country": "India", "zip-code": "400 001"},
+            "admin": {"admin-area": "Delhi"},
+            "orig": {"original": "Bengaluru"},
+            "empty": {"country": ""},
+            "list": ["Pune"]
+        }}}));
+        let p = Params::new(&r);
+        let city = |c: &str| Place {
+            city: Some(c.into()),
+            ..Place::default()
+        };
+        let zip = |z: &str| Place {
+            postal_code: Some(z.into()),
+            ..Place::default()
+        };
+        assert_eq!(p.place("s").unwrap(), Some(city("Pune")));
+        assert_eq!(p.place("zip").unwrap(), Some(zip("411001")));
+        assert_eq!(p.place("num").unwrap(), Some(zip("411001")));
+        let geo = p.place("geo").unwrap().unwrap();
+        assert_eq!(geo.city.as_deref(), Some("Mumbai"));
+        assert_eq!(geo.postal_code.as_deref(), Some("400001"));
+        assert_eq!(geo.country.as_deref(), Some("India"));
+        assert_eq!(geo.label(), "Mumbai");
+        assert_eq!(p.place("admin").unwrap(), Some(city("Delhi")));
+        assert_eq!(p.place("orig").unwrap(), Some(city("Bengaluru")));
+        assert!(p.place("empty").is_err());
+        assert!(p.place("list").is_err());
+        assert_eq!(p.place("missing").unwrap(), None);
     }
 
     #[test]
