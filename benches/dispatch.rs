@@ -6,7 +6,7 @@ use std::time::Duration;
 use cx_webhook::cx::{
     MAX_RESPONSE_BYTES, RichContent, RichElement, WebhookRequest, WebhookResponse,
 };
-use cx_webhook::handlers::{self, Deps, Dispatcher, TOO_LARGE_TEXT};
+use cx_webhook::handlers::{Dispatcher, TOO_LARGE_TEXT};
 use divan::Bencher;
 
 fn main() {
@@ -28,7 +28,7 @@ fn parse_dispatch_serialize_fallback(bencher: Bencher) {
         .enable_time()
         .build()
         .unwrap();
-    let dispatcher = Dispatcher::new(handlers::table(&Deps::default())).unwrap();
+    let dispatcher = Dispatcher::new(vec![]).unwrap();
     bencher.bench_local(|| {
         runtime.block_on(async {
             let request = WebhookRequest::from_slice(divan::black_box(UNKNOWN_TAG)).unwrap();

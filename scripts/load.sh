@@ -5,7 +5,7 @@
 # ratios from one run, never absolute numbers across runs.
 #
 # usage: scripts/load.sh [-c CONNECTIONS] [-d SECONDS] [-t THREADS] [SCENARIO ...]
-# scenarios: fallback (default: all)
+# scenarios: fallback, balance (default: all)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,7 +29,8 @@ trap 'kill "${pid:-}" 2>/dev/null || true; rm -rf "$work"' EXIT
 # name | fixture | extra environment for the server (space separated K=V)
 declare -A fixture env
 fixture[fallback]=tests/fixtures/unknown-tag.json; env[fallback]=""
-all=(fallback)
+fixture[balance]=tests/fixtures/account-balance.json; env[balance]=""
+all=(fallback balance)
 scenarios=("$@"); [ ${#scenarios[@]} -gt 0 ] || scenarios=("${all[@]}")
 
 printf '%-22s %10s %10s %10s %10s\n' scenario "req/s" "p50 ms" "p99 ms" errors
@@ -38,11 +39,11 @@ for name in "${scenarios[@]}"; do
   log="$work/$name.log"
   # shellcheck disable=SC2086
   env -i PATH="$PATH" AUTH_MODE=none BIND=127.0.0.1 PORT=0 LOG_FORMAT=json RUST_LOG=info \
-    ${env[$name]} "$bin" >"$log" 2>&1 &
+    DATABASE_PATH="$work/$name.db" ${env[$name]} "$bin" >"$log" 2>&1 &
   pid=$!
   addr=""
   for _ in $(seq 100); do
-    addr=$(grep -o '"address":"[^"]*"' "$log" | head -1 | cut -d'"' -f4) && [ -n "$addr" ] && break
+    addr=$(grep -so '"address":"[^"]*"' "$log" | head -1 | cut -d'"' -f4) && [ -n "$addr" ] && break
     sleep 0.1
   done
   [ -n "$addr" ] || { echo "server for $name did not start:" >&2; cat "$log" >&2; exit 1; }

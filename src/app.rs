@@ -4,6 +4,7 @@
 use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::handlers::{self, Deps, Dispatcher, DuplicateRoute};
+use crate::store::Store;
 
 /// Everything a request needs, shared read-only across connections.
 pub struct App {
@@ -16,9 +17,9 @@ pub struct App {
 }
 
 impl App {
-    /// Builds the service for `config` with the standard dispatch table.
-    pub fn build(config: Config) -> Result<App, DuplicateRoute> {
-        let deps = Deps::default();
+    /// Builds the service for `config` with the standard dispatch table over `store`.
+    pub fn build(config: Config, store: Store) -> Result<App, DuplicateRoute> {
+        let deps = Deps { store };
         let dispatcher = Dispatcher::new(handlers::table(&deps))?;
         Ok(App::new(config, dispatcher))
     }

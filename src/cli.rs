@@ -7,8 +7,9 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 
 use crate::app::App;
-use crate::config::{Config, ServeArgs};
+use crate::config::{Config, ServeArgs, StoreArgs};
 use crate::server;
+use crate::store::{self, Create, Opened, Store};
 use crate::telemetry::{self, LogArgs};
 
 /// A Dialogflow CX webhook for Google Cloud Run.
@@ -34,6 +35,30 @@ pub struct Cli {
 pub enum Command {
     /// Serve webhook calls over HTTP (the default).
     Serve(ServeArgs),
+    /// Manage the SQLite database.
+    Db {
+        /// What to do.
+        #[command(subcommand)]
+        action: DbAction,
+        /// The database.
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+/// `cx-webhook db ...`.
+#[derive(Debug, Subcommand)]
+pub enum DbAction {
+    /// Create the database file and schema (or migrate an older one).
+    Init {
+        /// Also write the demo data.
+        #[arg(long)]
+        seed: bool,
+    },
+    /// Write (or rewrite) the demo data into an existing database; bookings are kept.
+    Seed,
+    /// Run SQLite's integrity check and print row counts.
+    Check,
 }
 
 /// Parses the command line, sets up logging and runs the chosen command.
@@ -45,8 +70,83 @@ pub fn main() -> ExitCode {
     }
     match cli.command {
         Some(Command::Serve(args)) => serve(&args),
+        Some(Command::Db { action, store }) => db(&action, &store),
         None => serve(&cli.serve),
     }
+}
+
+fn db(action: &DbAction, args: &StoreArgs) -> ExitCode {
+    let path = &args.database_path;
+    let result = match action {
+        DbAction::Init { seed } => {
+            Store::open(path, Create::IfMissing { seed: *seed }).and_then(|(s, opened)| {
+                if *seed && opened != Opened::Created {
+                    s.write_now(store::seed::seed)?;
+                }
+                println!("{}: {}", path.display(), describe(opened));
+                Ok(s)
+            })
+        }
+        DbAction::Seed => Store::open(path, Create::Never).and_then(|(s, _)| {
+            s.write_now(store::seed::seed)?;
+            println!("{}: demo data written", path.display());
+            Ok(s)
+        }),
+        DbAction::Check => Store::open(path, Create::Never).map(|(s, _)| s),
+    };
+    let store = match result {
+        Ok(store) => store,
+        Err(e) => {
+            eprintln!("cx-webhook: {}", telemetry::error_chain(&e));
+            return ExitCode::FAILURE;
+        }
+    };
+    match store.check() {
+        Ok(counts) => {
+            println!(
+                "integrity: ok (schema version {})",
+                store::schema::SCHEMA_VERSION
+            );
+            for (table, n) in counts {
+                println!("{table:>16}: {n}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("cx-webhook: {}", telemetry::error_chain(&e));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn describe(opened: Opened) -> String {
+    match opened {
+        Opened::Existing => "already up to date".into(),
+        Opened::Migrated(from) => format!("migrated from schema version {from}"),
+        Opened::Created => "created".into(),
+    }
+}
+
+/// Opens the service's database, creating and seeding it when missing.
+fn open_store(path: &std::path::Path) -> Result<Store, store::StoreError> {
+    let (store, opened) = Store::open(path, Create::IfMissing { seed: true })?;
+    match opened {
+        Opened::Created => tracing::info!(
+            path = %path.display(),
+            "database did not exist: created it with the demo data"
+        ),
+        Opened::Migrated(from) => {
+            tracing::info!(path = %path.display(), from, "database schema migrated")
+        }
+        Opened::Existing => tracing::info!(path = %path.display(), "database opened"),
+    }
+    if store.is_read_only() {
+        tracing::warn!(
+            path = %path.display(),
+            "the database file is read-only: answers work, bookings will fail"
+        );
+    }
+    Ok(store)
 }
 
 fn serve(args: &ServeArgs) -> ExitCode {
@@ -57,6 +157,15 @@ fn serve(args: &ServeArgs) -> ExitCode {
                 tracing::error!("{line}");
                 eprintln!("cx-webhook: {line}");
             }
+            return ExitCode::from(2);
+        }
+    };
+    let store = match open_store(&config.database_path) {
+        Ok(store) => store,
+        Err(e) => {
+            let reason = telemetry::error_chain(&e);
+            tracing::error!(error = %reason, "cannot use the database; refusing to start");
+            eprintln!("cx-webhook: {reason}");
             return ExitCode::from(2);
         }
     };
@@ -77,7 +186,7 @@ fn serve(args: &ServeArgs) -> ExitCode {
             );
         }
         let listen = config.listen;
-        let app = match App::build(config) {
+        let app = match App::build(config, store) {
             Ok(app) => Arc::new(app),
             Err(e) => {
                 tracing::error!(error = %e, "cannot build the service");
@@ -92,7 +201,14 @@ fn serve(args: &ServeArgs) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        match server::run(listener, app, server::shutdown_signal()).await {
+        let shutdown = match server::shutdown_signal() {
+            Ok(signal) => signal,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot install signal handlers");
+                return ExitCode::FAILURE;
+            }
+        };
+        match server::run(listener, app, shutdown).await {
             Ok(()) => {
                 tracing::info!("stopped");
                 ExitCode::SUCCESS

@@ -6,6 +6,7 @@
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
@@ -25,9 +26,26 @@ impl fmt::Display for AuthMode {
     }
 }
 
+/// Where the SQLite database lives (shared by `serve` and `db`).
+#[derive(Debug, Clone, Args)]
+pub struct StoreArgs {
+    /// The SQLite database file. `serve` creates and seeds it when it does not exist.
+    #[arg(
+        long,
+        env = "DATABASE_PATH",
+        default_value = "data/cx-webhook.db",
+        global = true
+    )]
+    pub database_path: PathBuf,
+}
+
 /// Settings of `cx-webhook serve` (also accepted without the subcommand).
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
+    /// The database.
+    #[command(flatten)]
+    pub store: StoreArgs,
+
     /// Address to listen on (Cloud Run needs 0.0.0.0).
     #[arg(long, env = "BIND", default_value = "0.0.0.0")]
     pub bind: IpAddr,
@@ -95,6 +113,8 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// Authentication settings.
     pub auth: AuthConfig,
+    /// The SQLite database file.
+    pub database_path: PathBuf,
 }
 
 /// Authentication settings, per mode.
@@ -165,6 +185,7 @@ impl Config {
             deadline: Duration::from_millis(4500),
             shutdown_grace: Duration::from_secs(8),
             auth: AuthConfig::None,
+            database_path: PathBuf::from("data/cx-webhook.db"),
         }
     }
 
@@ -219,6 +240,9 @@ impl Config {
                 args.body_read_timeout_secs
             ));
         }
+        if args.store.database_path.as_os_str().is_empty() {
+            problems.push("DATABASE_PATH: empty".into());
+        }
         if args.shutdown_grace_secs > 3600 {
             problems.push(format!(
                 "SHUTDOWN_GRACE_SECS: {} is more than 3600",
@@ -257,6 +281,7 @@ impl Config {
                 deadline: Duration::from_millis(args.deadline_ms),
                 shutdown_grace: Duration::from_secs(args.shutdown_grace_secs),
                 auth,
+                database_path: args.store.database_path.clone(),
             }),
             _ => Err(ConfigErrors(problems)),
         }

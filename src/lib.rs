@@ -8,6 +8,8 @@
 //! - [`app`]: the assembled service shared by all connections.
 //! - [`auth`]: who may call (the `AUTH_MODE` modes).
 //! - [`handlers`]: the tag dispatch table and one module per capability.
+//! - [`store`]: the SQLite file: schema, demo data, typed queries (the only module that knows SQL).
+//! - [`domain`]: newtypes shared by store and handlers (`AccountId`, `Money`).
 //! - [`cx`]: the Dialogflow CX wire model (depends on nothing of ours).
 //!
 //! A request flows: server (route, auth, body) -> cx (parse) -> handlers (dispatch under a deadline)
@@ -18,8 +20,10 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod cx;
+pub mod domain;
 pub mod handlers;
 pub mod server;
+pub mod store;
 pub mod telemetry;
 
 pub use app::App;

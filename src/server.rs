@@ -117,21 +117,20 @@ pub async fn run(
     Ok(())
 }
 
-/// Resolves when the process receives SIGTERM (Cloud Run) or SIGINT (Ctrl-C).
-pub async fn shutdown_signal() {
+/// Installs SIGTERM (Cloud Run) and SIGINT (Ctrl-C) handlers now, and returns a future that
+/// resolves when either arrives. Installing before the server announces itself matters: a signal
+/// that arrives between "listening" and the first poll must not kill the process.
+pub fn shutdown_signal() -> std::io::Result<impl Future<Output = ()>> {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        tracing::error!("cannot install signal handlers; shutdown only by kill");
-        return std::future::pending().await;
-    };
-    let name = tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = int.recv() => "SIGINT",
-    };
-    tracing::info!(signal = name, "shutdown requested");
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        let name = tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        };
+        tracing::info!(signal = name, "shutdown requested");
+    })
 }
 
 /// An error answer outside the webhook contract: `{"error": {"code": ..., "message": ...}}`.
@@ -271,7 +270,8 @@ async fn webhook(app: &App, req: Request<Incoming>, peer: SocketAddr) -> Respons
         }
     };
     let status = response.status().as_u16();
-    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    // Whole microseconds over 1000 print as short decimals (0.247), not float noise.
+    let latency_ms = started.elapsed().as_micros() as f64 / 1000.0;
     if response.status().is_success() {
         tracing::info!(
             status,

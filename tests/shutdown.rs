@@ -3,11 +3,12 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
+use common::process::{Binary, signal, wait_exit};
 use common::{fixture, fixture_with_tag, spawn_with};
 use cx_webhook::Config;
 use cx_webhook::cx::WebhookResponse;
@@ -61,58 +62,10 @@ async fn in_flight_request_completes_during_shutdown() {
     );
 }
 
-/// The binary, started with `envs`, and the address it logged.
-fn start_binary(envs: &[(&str, &str)]) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_cx-webhook"))
-        .env_clear()
-        .env("AUTH_MODE", "none")
-        .env("BIND", "127.0.0.1")
-        .env("PORT", "0")
-        .env("LOG_FORMAT", "json")
-        .envs(envs.iter().copied())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("binary starts");
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
-    let address = loop {
-        let line = lines.next().expect("a log line").expect("utf-8");
-        let v: serde_json::Value =
-            serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
-        if v["message"] == "listening" {
-            break v["address"].as_str().unwrap().to_owned();
-        }
-    };
-    // Keep draining stdout so the child never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    (child, address)
-}
-
-fn signal(child: &Child, signal: libc::c_int) {
-    let pid = libc::pid_t::try_from(child.id()).unwrap();
-    // SAFETY: kill(2) with a pid we own and a valid signal number has no memory effects.
-    let rc = unsafe { libc::kill(pid, signal) };
-    assert_eq!(rc, 0, "kill failed");
-}
-
-fn wait_exit(child: &mut Child, within: Duration) -> std::process::ExitStatus {
-    let started = std::time::Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        if started.elapsed() > within {
-            let _ = child.kill();
-            panic!("the process did not exit within {within:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 #[test]
 fn sigterm_lets_the_in_flight_request_finish_and_exits_0() {
-    let (mut child, address) = start_binary(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, address) = Binary::new(&dir).start();
     let body = fixture("unknown-tag.json");
     let (first, rest) = body.split_at(body.len() / 2);
 
@@ -146,7 +99,8 @@ fn sigterm_lets_the_in_flight_request_finish_and_exits_0() {
 
 #[test]
 fn idle_binary_exits_0_on_sigint() {
-    let (mut child, _) = start_binary(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, _) = Binary::new(&dir).start();
     signal(&child, libc::SIGINT);
     assert_eq!(
         wait_exit(&mut child, Duration::from_secs(15)).code(),

@@ -9,7 +9,11 @@
 //!
 //! Adding a tag: write `handlers/<name>.rs` implementing [`Handler`], and add one line to [`table`].
 
+pub mod account;
+pub mod booking;
+pub mod dealers;
 pub mod fallback;
+pub mod service_cost;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -21,7 +25,8 @@ use std::time::Duration;
 use futures_util::FutureExt;
 use tokio::time::Instant;
 
-use crate::cx::{Params, WebhookRequest, WebhookResponse};
+use crate::cx::{Chip, Params, RichContent, RichElement, WebhookRequest, WebhookResponse};
+use crate::store::{Store, StoreError};
 use crate::telemetry::error_chain;
 
 /// Said when a handler fails or panics. Promises nothing and reveals nothing.
@@ -140,13 +145,58 @@ impl Route {
     }
 }
 
+impl From<StoreError> for HandlerError {
+    fn from(e: StoreError) -> Self {
+        HandlerError::new("store", e)
+    }
+}
+
 /// Shared resources handlers are built from (stores, clients). Built once at start.
-#[derive(Debug, Clone, Default)]
-pub struct Deps {}
+#[derive(Debug, Clone)]
+pub struct Deps {
+    /// The SQLite store.
+    pub store: Store,
+}
 
 /// The dispatch table. One line per capability.
-pub fn table(_deps: &Deps) -> Vec<Route> {
-    vec![]
+pub fn table(deps: &Deps) -> Vec<Route> {
+    let store = || deps.store.clone();
+    vec![
+        Route::new("account.balance", account::Balance::new(store())).intent("account.balance"),
+        Route::new("account.transactions", account::Transactions::new(store()))
+            .intent("account.transactions"),
+        Route::new("database-query", account::DatabaseQuery::new(store())),
+        Route::new("dealers.nearby", dealers::Nearby::new(store())).intent("dealer.find"),
+        Route::new("service.cost", service_cost::ServiceCost::new(store())).intent("service.cost"),
+        Route::new("booking.validate", booking::Validate::new(store())),
+        Route::new("booking.create", booking::Create::new(store())).intent("booking.create"),
+    ]
+}
+
+/// Asks the user for `name` again: when the page's form collects it, marks it INVALID (CX re-prompts);
+/// otherwise clears its session value so a stale bad value is not reused.
+pub fn reject(call: &Call, response: WebhookResponse, name: &str) -> WebhookResponse {
+    let in_form = call
+        .request
+        .form_parameters()
+        .iter()
+        .any(|p| p.display_name == name);
+    if in_form {
+        response.invalidate_form_param(name)
+    } else {
+        response.delete_param(name)
+    }
+}
+
+/// Rich content holding one card of suggestion chips.
+pub fn chips<I, S>(labels: I) -> RichContent
+where
+    I: IntoIterator<Item = S>,
+    S: Into<String>,
+{
+    RichContent::new().card(vec![RichElement::chips(
+        labels.into_iter().map(|l| Chip::new(l)),
+    )])
 }
 
 /// How a call ended.

@@ -2,19 +2,24 @@
 //! per-test configuration, and `TestApp` speaks real HTTP to it.
 #![allow(dead_code)]
 
+pub mod process;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use cx_webhook::handlers::{self, Deps, Dispatcher};
+use cx_webhook::store::{Create, Store};
 use cx_webhook::{App, Config};
 use http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use serde_json::Value;
+use jiff::ToSpan;
+use jiff::civil::{Date, Weekday};
+use serde_json::{Value, json};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -22,6 +27,9 @@ use tokio::task::JoinHandle;
 pub struct TestApp {
     pub addr: SocketAddr,
     pub client: Client<HttpConnector, Full<Bytes>>,
+    /// The app's database (a fresh seeded file per app).
+    pub store: Store,
+    _dir: Option<tempfile::TempDir>,
     shutdown: Option<oneshot::Sender<()>>,
     handle: Option<JoinHandle<std::io::Result<()>>>,
 }
@@ -63,6 +71,35 @@ pub fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
+/// Today where the Pune dealers are.
+pub fn today() -> Date {
+    jiff::Timestamp::now().in_tz("Asia/Kolkata").unwrap().date()
+}
+
+/// The first day at least `ahead` days out on which D-PUN-01 (closed on Sundays) is open.
+pub fn open_day(ahead: i64) -> Date {
+    let mut d = today().checked_add(ahead.days()).unwrap();
+    while d.weekday() == Weekday::Sunday {
+        d = d.tomorrow().unwrap();
+    }
+    d
+}
+
+pub fn date_json(d: Date) -> Value {
+    json!({"year": d.year(), "month": d.month(), "day": d.day()})
+}
+
+/// booking-create.json with its date moved to `date` and extra session parameters merged in.
+pub fn create_request(date: Date, overrides: Value) -> Value {
+    let mut v: Value = serde_json::from_slice(&fixture("booking-create.json")).unwrap();
+    let params = v["sessionInfo"]["parameters"].as_object_mut().unwrap();
+    params.insert("booking_date".into(), date_json(date));
+    for (k, val) in overrides.as_object().unwrap() {
+        params.insert(k.clone(), val.clone());
+    }
+    v
+}
+
 /// A fixture with its tag replaced.
 pub fn fixture_with_tag(name: &str, tag: &str) -> Vec<u8> {
     let mut v: Value = serde_json::from_slice(&fixture(name)).unwrap();
@@ -75,15 +112,34 @@ pub async fn spawn_app() -> TestApp {
     spawn_with(Config::local(), |_| {}).await
 }
 
-/// The server with `config` and the standard table, customised by `customize`.
-pub async fn spawn_with(config: Config, customize: impl FnOnce(&mut Dispatcher)) -> TestApp {
-    let mut dispatcher = Dispatcher::new(handlers::table(&Deps::default())).unwrap();
-    customize(&mut dispatcher);
-    spawn_app_from(App::new(config, dispatcher)).await
+/// A fresh database with the demo data in a temporary directory.
+pub fn seeded_store() -> (Store, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = Store::open(
+        &dir.path().join("cx-webhook.db"),
+        Create::IfMissing { seed: true },
+    )
+    .expect("seeded database");
+    (store, dir)
 }
 
-/// The server for a fully built app.
-pub async fn spawn_app_from(app: App) -> TestApp {
+/// The server with `config` and the standard table over a fresh seeded database, customised by
+/// `customize`.
+pub async fn spawn_with(mut config: Config, customize: impl FnOnce(&mut Dispatcher)) -> TestApp {
+    let (store, dir) = seeded_store();
+    config.database_path = store.path().to_owned();
+    let mut dispatcher = Dispatcher::new(handlers::table(&Deps {
+        store: store.clone(),
+    }))
+    .unwrap();
+    customize(&mut dispatcher);
+    let mut app = spawn_app_from(App::new(config, dispatcher), store).await;
+    app._dir = Some(dir);
+    app
+}
+
+/// The server for a fully built app over `store`.
+pub async fn spawn_app_from(app: App, store: Store) -> TestApp {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = oneshot::channel::<()>();
@@ -97,6 +153,8 @@ pub async fn spawn_app_from(app: App) -> TestApp {
     TestApp {
         addr,
         client: Client::builder(TokioExecutor::new()).build_http(),
+        store,
+        _dir: None,
         shutdown: Some(tx),
         handle: Some(handle),
     }

@@ -1,0 +1,141 @@
+//! Running the real `cx-webhook` binary in tests: start it on an ephemeral port with a database in a
+//! temporary directory, read the address it logs, signal it, wait for it.
+
+use std::ffi::OsString;
+use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// How to start the binary.
+pub struct Binary {
+    envs: Vec<(String, OsString)>,
+    uid: Option<u32>,
+}
+
+impl Binary {
+    /// The binary with local settings and `DATABASE_PATH` in `dir`.
+    pub fn new(dir: &tempfile::TempDir) -> Self {
+        Binary {
+            envs: vec![(
+                "DATABASE_PATH".into(),
+                dir.path().join("cx-webhook.db").into_os_string(),
+            )],
+            uid: None,
+        }
+    }
+
+    /// Adds or overrides an environment variable.
+    pub fn env(mut self, key: &str, value: impl Into<OsString>) -> Self {
+        self.envs.push((key.into(), value.into()));
+        self
+    }
+
+    /// Runs the process as this uid and gid (tests run as root in CI).
+    pub fn run_as(mut self, uid: u32) -> Self {
+        self.uid = Some(uid);
+        self
+    }
+
+    fn command(&self) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_cx-webhook"));
+        cmd.env_clear()
+            .env("AUTH_MODE", "none")
+            .env("BIND", "127.0.0.1")
+            .env("PORT", "0")
+            .env("LOG_FORMAT", "json");
+        for (k, v) in &self.envs {
+            cmd.env(k, v);
+        }
+        if let Some(uid) = self.uid {
+            cmd.uid(uid).gid(uid);
+        }
+        cmd
+    }
+
+    /// Runs it to completion (for start-up failures).
+    pub fn run(&self) -> std::process::Output {
+        self.command().output().expect("binary runs")
+    }
+
+    /// Starts it and waits for its "listening" line; returns the child and its address.
+    /// Every later stdout line is collected into the returned log buffer.
+    pub fn start(&self) -> (Child, String) {
+        let (child, address, _) = self.start_with_log();
+        (child, address)
+    }
+
+    /// Like [`Binary::start`], also returning the log lines (collected as they come).
+    pub fn start_with_log(&self) -> (Child, String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+        let mut child = self
+            .command()
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("binary starts");
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let address = loop {
+            let line = lines
+                .next()
+                .expect("the binary logs before exiting")
+                .expect("utf-8");
+            let v: serde_json::Value =
+                serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+            log.lock().unwrap().push(line);
+            if v["message"] == "listening" {
+                break v["address"].as_str().unwrap().to_owned();
+            }
+        };
+        let sink = log.clone();
+        // Keep draining stdout so the child never blocks on a full pipe.
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        (child, address, log)
+    }
+}
+
+/// Sends `signal` to the child.
+pub fn signal(child: &Child, signal: libc::c_int) {
+    let pid = libc::pid_t::try_from(child.id()).unwrap();
+    // SAFETY: kill(2) with a pid we own and a valid signal number has no memory effects.
+    let rc = unsafe { libc::kill(pid, signal) };
+    assert_eq!(rc, 0, "kill failed");
+}
+
+/// Waits for the child to exit, killing it (and failing) after `within`.
+pub fn wait_exit(child: &mut Child, within: Duration) -> std::process::ExitStatus {
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if started.elapsed() > within {
+            let _ = child.kill();
+            panic!("the process did not exit within {within:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// One `POST /webhook` over a plain socket (`connection: close`); returns the raw HTTP answer.
+pub fn post(address: &str, body: &[u8]) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(address).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    write!(
+        s,
+        "POST /webhook HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    s.write_all(body).unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
