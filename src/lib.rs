@@ -8,14 +8,16 @@
 //! - [`app`]: the assembled service shared by all connections.
 //! - [`auth`]: who may call (the `AUTH_MODE` modes).
 //! - [`handlers`]: the tag dispatch table and one module per capability.
+//! - [`clients`]: outbound HTTP (weather provider, remote booking API); knows nothing of Dialogflow.
 //! - [`cx`]: the Dialogflow CX wire model (depends on nothing of ours).
 //!
-//! A request flows: server (route, auth, body) -> cx (parse) -> handlers (dispatch under a deadline)
-//! -> cx (bounded JSON answer).
+//! A request flows: server (route, auth, body) -> cx (parse) -> handlers (dispatch under a deadline,
+//! calling clients) -> cx (bounded JSON answer).
 
 pub mod app;
 pub mod auth;
 pub mod cli;
+pub mod clients;
 pub mod config;
 pub mod cx;
 pub mod handlers;
