@@ -6,7 +6,8 @@ use std::time::Duration;
 use cx_webhook::cx::{
     MAX_RESPONSE_BYTES, RichContent, RichElement, WebhookRequest, WebhookResponse,
 };
-use cx_webhook::handlers::{self, Deps, Dispatcher, TOO_LARGE_TEXT};
+use cx_webhook::handlers::{self, Dispatcher, TOO_LARGE_TEXT};
+use cx_webhook::{App, Config};
 use divan::Bencher;
 
 fn main() {
@@ -28,7 +29,8 @@ fn parse_dispatch_serialize_fallback(bencher: Bencher) {
         .enable_time()
         .build()
         .unwrap();
-    let dispatcher = Dispatcher::new(handlers::table(&Deps::default())).unwrap();
+    let deps = runtime.block_on(App::deps(&Config::local())).unwrap();
+    let dispatcher = Dispatcher::new(handlers::table(&deps)).unwrap();
     bencher.bench_local(|| {
         runtime.block_on(async {
             let request = WebhookRequest::from_slice(divan::black_box(UNKNOWN_TAG)).unwrap();

@@ -77,10 +77,12 @@ fn serve(args: &ServeArgs) -> ExitCode {
             );
         }
         let listen = config.listen;
-        let app = match App::build(config) {
+        let app = match App::build(config).await {
             Ok(app) => Arc::new(app),
             Err(e) => {
-                tracing::error!(error = %e, "cannot build the service");
+                let error = telemetry::error_chain(&e);
+                tracing::error!(%error, "cannot build the service");
+                eprintln!("cx-webhook: cannot build the service: {error}");
                 return ExitCode::FAILURE;
             }
         };

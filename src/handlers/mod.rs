@@ -10,6 +10,7 @@
 //! Adding a tag: write `handlers/<name>.rs` implementing [`Handler`], and add one line to [`table`].
 
 pub mod fallback;
+pub mod weather;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -21,6 +22,7 @@ use std::time::Duration;
 use futures_util::FutureExt;
 use tokio::time::Instant;
 
+use crate::clients::weather::Weather;
 use crate::cx::{Params, WebhookRequest, WebhookResponse};
 use crate::telemetry::error_chain;
 
@@ -140,13 +142,23 @@ impl Route {
     }
 }
 
-/// Shared resources handlers are built from (stores, clients). Built once at start.
-#[derive(Debug, Clone, Default)]
-pub struct Deps {}
+/// Shared resources handlers are built from (stores, clients). Built once at start by
+/// [`crate::App::deps`]; tests build theirs the same way from their own configuration.
+#[derive(Debug, Clone)]
+pub struct Deps {
+    /// Current weather (Open-Meteo behind a TTL cache).
+    pub weather: Arc<Weather>,
+}
 
 /// The dispatch table. One line per capability.
-pub fn table(_deps: &Deps) -> Vec<Route> {
-    vec![]
+pub fn table(deps: &Deps) -> Vec<Route> {
+    vec![
+        Route::new(
+            "weather",
+            weather::WeatherHandler::new(deps.weather.clone()),
+        )
+        .intent("weather.current"),
+    ]
 }
 
 /// How a call ended.

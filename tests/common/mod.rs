@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use cx_webhook::handlers::{self, Deps, Dispatcher};
+use cx_webhook::handlers::{self, Dispatcher};
 use cx_webhook::{App, Config};
 use http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
@@ -77,7 +77,8 @@ pub async fn spawn_app() -> TestApp {
 
 /// The server with `config` and the standard table, customised by `customize`.
 pub async fn spawn_with(config: Config, customize: impl FnOnce(&mut Dispatcher)) -> TestApp {
-    let mut dispatcher = Dispatcher::new(handlers::table(&Deps::default())).unwrap();
+    let deps = App::deps(&config).await.unwrap();
+    let mut dispatcher = Dispatcher::new(handlers::table(&deps)).unwrap();
     customize(&mut dispatcher);
     spawn_app_from(App::new(config, dispatcher)).await
 }
