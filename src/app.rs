@@ -2,11 +2,12 @@
 //! once at start and shared by every connection.
 //!
 //! [`App::deps`] is the one place where configuration becomes clients: one shared outbound HTTP
-//! client and the cached weather service.
+//! client, the cached weather service, and the booking API client when `BOOKING_API_URL` is set.
 
 use std::sync::Arc;
 
 use crate::auth::Authenticator;
+use crate::clients::booking_api::{BookingApiBuildError, BookingApiClient};
 use crate::clients::weather::{CacheTtl, OpenMeteo, Weather};
 use crate::config::Config;
 use crate::handlers::{self, Deps, Dispatcher, DuplicateRoute};
@@ -27,6 +28,9 @@ pub enum BuildError {
     /// The shared outbound HTTP client could not be built (TLS setup).
     #[error("cannot build the outbound HTTP client")]
     Http(#[source] reqwest::Error),
+    /// The booking API client could not load its credentials.
+    #[error("cannot set up the booking API client (BOOKING_API_URL)")]
+    BookingApi(#[source] BookingApiBuildError),
     /// The dispatch table is inconsistent.
     #[error(transparent)]
     Routes(#[from] DuplicateRoute),
@@ -40,8 +44,8 @@ impl App {
         Ok(App::new(config, dispatcher))
     }
 
-    /// Builds the handlers' dependencies from `config`. Async because clients that hold
-    /// credentials start refresh tasks on the runtime.
+    /// Builds the handlers' dependencies from `config`. Async because the booking API's
+    /// credentials start a token refresh task on the runtime.
     pub async fn deps(config: &Config) -> Result<Deps, BuildError> {
         let http = crate::clients::http_client(config.deadline).map_err(BuildError::Http)?;
         let w = &config.weather;
@@ -55,8 +59,17 @@ impl App {
             fresh: w.cache_ttl,
             stale: w.stale_ttl,
         };
+        let booking_api = match &config.booking_api {
+            Some(b) => Some(Arc::new(
+                BookingApiClient::new(b.url.clone(), b.audience.clone(), http)
+                    .await
+                    .map_err(BuildError::BookingApi)?,
+            )),
+            None => None,
+        };
         Ok(Deps {
             weather: Arc::new(Weather::new(provider, ttl)),
+            booking_api,
         })
     }
 

@@ -81,6 +81,10 @@ pub struct ServeArgs {
     /// Weather provider settings.
     #[command(flatten)]
     pub weather: WeatherArgs,
+
+    /// Remote booking API settings.
+    #[command(flatten)]
+    pub booking_api: BookingApiArgs,
 }
 
 /// Settings of the weather provider (the `weather` tag).
@@ -110,6 +114,21 @@ pub struct WeatherArgs {
     pub weather_stale_ttl_secs: u64,
 }
 
+/// Settings of the remote booking API.
+#[derive(Debug, Clone, Args)]
+pub struct BookingApiArgs {
+    /// Remote booking API (a dealer-management system) that all instances can share: bookings are
+    /// POSTed there as JSON with a Google ID token (contract in README). https, or http for
+    /// localhost only.
+    #[arg(long, env = "BOOKING_API_URL")]
+    pub booking_api_url: Option<String>,
+
+    /// Audience of the ID token sent to BOOKING_API_URL (default: the URL's origin, which Cloud Run
+    /// accepts).
+    #[arg(long, env = "BOOKING_API_AUDIENCE")]
+    pub booking_api_audience: Option<String>,
+}
+
 /// The validated configuration the server runs with.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -131,6 +150,8 @@ pub struct Config {
     pub auth: AuthConfig,
     /// Weather provider settings.
     pub weather: WeatherConfig,
+    /// The remote booking API, when configured.
+    pub booking_api: Option<BookingApiConfig>,
 }
 
 /// Weather provider settings, validated.
@@ -174,6 +195,15 @@ impl fmt::Debug for WeatherConfig {
             .field("stale_ttl", &self.stale_ttl)
             .finish()
     }
+}
+
+/// Remote booking API settings, validated.
+#[derive(Debug, Clone)]
+pub struct BookingApiConfig {
+    /// Where bookings are POSTed.
+    pub url: Url,
+    /// ID token audience; `None` means the URL's origin.
+    pub audience: Option<String>,
 }
 
 fn without_query(url: &Url) -> String {
@@ -249,6 +279,7 @@ impl Config {
             shutdown_grace: Duration::from_secs(8),
             auth: AuthConfig::None,
             weather: WeatherConfig::default(),
+            booking_api: None,
         }
     }
 
@@ -332,6 +363,7 @@ impl Config {
         };
 
         let weather = weather_config(&args.weather, args.deadline_ms, &mut problems);
+        let booking_api = booking_api_config(&args.booking_api, &mut problems);
 
         match (auth, weather) {
             (Some(auth), Some(weather)) if problems.is_empty() => Ok(Config {
@@ -344,6 +376,7 @@ impl Config {
                 shutdown_grace: Duration::from_secs(args.shutdown_grace_secs),
                 auth,
                 weather,
+                booking_api,
             }),
             _ => Err(ConfigErrors(problems)),
         }
@@ -396,6 +429,35 @@ fn weather_config(
     .filter(|_| ok)
 }
 
+/// Validates the booking API settings: `None` when BOOKING_API_URL is unset (or empty).
+fn booking_api_config(
+    args: &BookingApiArgs,
+    problems: &mut Vec<String>,
+) -> Option<BookingApiConfig> {
+    let audience = non_empty(&args.booking_api_audience).map(str::to_owned);
+    let Some(raw) = non_empty(&args.booking_api_url) else {
+        if audience.is_some() {
+            problems.push("BOOKING_API_AUDIENCE is set but BOOKING_API_URL is not".into());
+        }
+        return None;
+    };
+    let url = parse_url("BOOKING_API_URL", raw, problems)?;
+    if url.scheme() == "http" && !is_loopback(&url) {
+        problems.push(
+            "BOOKING_API_URL: use https (http is accepted for localhost only): requests carry an \
+             ID token"
+                .into(),
+        );
+        return None;
+    }
+    Some(BookingApiConfig { url, audience })
+}
+
+/// The trimmed value, or `None` when unset or blank.
+fn non_empty(value: &Option<String>) -> Option<&str> {
+    value.as_deref().map(str::trim).filter(|v| !v.is_empty())
+}
+
 /// Parses an http(s) URL with a host, no credentials and no fragment. Problems never echo the
 /// value (it may hold a key).
 fn parse_url(name: &str, raw: &str, problems: &mut Vec<String>) -> Option<Url> {
@@ -413,6 +475,17 @@ fn parse_url(name: &str, raw: &str, problems: &mut Vec<String>) -> Option<Url> {
     };
     problems.push(problem);
     None
+}
+
+/// True when the URL's host is `localhost` or a loopback address.
+fn is_loopback(url: &Url) -> bool {
+    let host = url.host_str().unwrap_or_default();
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 #[cfg(test)]
@@ -481,6 +554,7 @@ mod tests {
         assert_eq!(c.weather.timeout, Duration::from_millis(2500));
         assert_eq!(c.weather.cache_ttl, Duration::from_secs(600));
         assert_eq!(c.weather.stale_ttl, Duration::from_secs(3600));
+        assert!(c.booking_api.is_none());
     }
 
     #[test]
@@ -499,6 +573,43 @@ mod tests {
         assert!(!text.contains("hunter2"), "{text}");
         assert!(text.contains("WEATHER_TIMEOUT_MS: 4500 must be at least 100 and below"));
         assert!(text.contains("WEATHER_STALE_TTL_SECS: 60 must be between"));
+    }
+
+    #[test]
+    fn booking_api_needs_https_except_on_localhost() {
+        let with = |url: &str, audience: Option<&str>| {
+            let mut args = parse(&["--auth-mode", "none"]);
+            args.booking_api.booking_api_url = Some(url.into());
+            args.booking_api.booking_api_audience = audience.map(str::to_owned);
+            Config::from_args(&args)
+        };
+        let c = with("https://dms.example.com/v1/bookings", Some("https://dms")).unwrap();
+        let b = c.booking_api.unwrap();
+        assert_eq!(b.url.as_str(), "https://dms.example.com/v1/bookings");
+        assert_eq!(b.audience.as_deref(), Some("https://dms"));
+        for local in [
+            "http://127.0.0.1:9000/b",
+            "http://localhost/b",
+            "http://[::1]:1/b",
+        ] {
+            assert!(with(local, None).unwrap().booking_api.is_some(), "{local}");
+        }
+        let err = with("http://dms.example.com/b", None).unwrap_err();
+        assert!(err.to_string().contains("use https"), "{err}");
+        assert!(with("not a url", None).is_err());
+        assert!(with("  ", None).unwrap().booking_api.is_none());
+    }
+
+    #[test]
+    fn booking_api_audience_needs_a_url() {
+        let mut args = parse(&["--auth-mode", "none"]);
+        args.booking_api.booking_api_url = None;
+        args.booking_api.booking_api_audience = Some("https://dms".into());
+        let err = Config::from_args(&args).unwrap_err();
+        assert_eq!(
+            err.0,
+            vec!["BOOKING_API_AUDIENCE is set but BOOKING_API_URL is not".to_string()]
+        );
     }
 
     #[test]

@@ -12,6 +12,7 @@
 //!
 //! This module knows nothing of Dialogflow: it speaks HTTP and returns domain values and errors.
 
+pub mod booking_api;
 pub mod weather;
 
 use std::time::Duration;

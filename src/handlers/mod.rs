@@ -22,6 +22,7 @@ use std::time::Duration;
 use futures_util::FutureExt;
 use tokio::time::Instant;
 
+use crate::clients::booking_api::BookingApiClient;
 use crate::clients::weather::Weather;
 use crate::cx::{Params, WebhookRequest, WebhookResponse};
 use crate::telemetry::error_chain;
@@ -148,6 +149,8 @@ impl Route {
 pub struct Deps {
     /// Current weather (Open-Meteo behind a TTL cache).
     pub weather: Arc<Weather>,
+    /// The remote booking API, when `BOOKING_API_URL` is set.
+    pub booking_api: Option<Arc<BookingApiClient>>,
 }
 
 /// The dispatch table. One line per capability.
