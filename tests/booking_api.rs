@@ -8,6 +8,8 @@
 //! The metadata server runs on its own thread and runtime because it outlives every test's runtime.
 
 use std::collections::HashMap;
+mod common;
+
 use std::convert::Infallible;
 use std::io::Write;
 use std::net::SocketAddr;
@@ -15,6 +17,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
+use common::spawn_fake;
 use cx_webhook::clients::booking_api::{
     BookingApiClient, BookingApiError, BookingConfirmation, BookingRequest,
 };
@@ -23,8 +26,6 @@ use cx_webhook::{App, Config};
 use http::{Request, Response};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use jiff::civil::{date, time};
 use serde_json::{Value, json};
 use tokio::sync::watch;
@@ -151,18 +152,9 @@ fn setup() -> &'static Setup {
                 .build()
                 .unwrap();
             runtime.block_on(async move {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-                tx.send(listener.local_addr().unwrap()).unwrap();
-                loop {
-                    let (stream, _) = listener.accept().await.unwrap();
-                    let recorded = recorded.clone();
-                    tokio::spawn(async move {
-                        let service = service_fn(move |req| metadata_server(recorded.clone(), req));
-                        let _ = hyper::server::conn::http1::Builder::new()
-                            .serve_connection(TokioIo::new(stream), service)
-                            .await;
-                    });
-                }
+                let addr = spawn_fake(move |req| metadata_server(recorded.clone(), req)).await;
+                tx.send(addr).unwrap();
+                std::future::pending::<()>().await
             });
         });
         let addr = rx.recv().unwrap();
@@ -258,22 +250,10 @@ struct FakeApi {
 
 impl FakeApi {
     async fn start(script: Vec<Action>) -> FakeApi {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
         let seen = watch::channel(Vec::new()).0;
         let log = seen.clone();
         let script = Arc::new(script);
-        tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let (log, script) = (log.clone(), script.clone());
-                tokio::spawn(async move {
-                    let service = service_fn(move |req| book(log.clone(), script.clone(), req));
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
+        let addr = spawn_fake(move |req| book(log.clone(), script.clone(), req)).await;
         FakeApi { addr, seen }
     }
 

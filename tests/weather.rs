@@ -12,14 +12,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::{TestApp, fixture, spawn_with};
+use common::{TestApp, fixture, spawn_fake, spawn_with};
 use cx_webhook::Config;
 use cx_webhook::handlers::weather::{ASK_LOCATION_TEXT, UNAVAILABLE_TEXT, UNCLEAR_LOCATION_TEXT};
 use http::{Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
@@ -57,8 +55,6 @@ struct FakeMeteo {
 
 impl FakeMeteo {
     async fn start() -> FakeMeteo {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
         let state = Arc::new(State {
             mode: Mutex::new(Mode::Ok),
             gate: watch::channel(true).0,
@@ -67,17 +63,7 @@ impl FakeMeteo {
             queries: Mutex::new(Vec::new()),
         });
         let shared = state.clone();
-        tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let state = shared.clone();
-                tokio::spawn(async move {
-                    let service = service_fn(move |req| answer(state.clone(), req));
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
+        let addr = spawn_fake(move |req| answer(shared.clone(), req)).await;
         FakeMeteo { addr, state }
     }
 

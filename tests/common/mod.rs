@@ -1,7 +1,9 @@
 //! Shared test support: `spawn_app()` starts the real server on an ephemeral loopback port with a
-//! per-test configuration, and `TestApp` speaks real HTTP to it.
+//! per-test configuration, and `TestApp` speaks real HTTP to it; `spawn_fake()` starts a local fake
+//! of an outside service.
 #![allow(dead_code)]
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,11 +11,13 @@ use std::time::Duration;
 use bytes::Bytes;
 use cx_webhook::handlers::{self, Dispatcher};
 use cx_webhook::{App, Config};
-use http::{HeaderMap, Method, Request, StatusCode};
+use http::{HeaderMap, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::Value;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -81,6 +85,29 @@ pub async fn spawn_with(config: Config, customize: impl FnOnce(&mut Dispatcher))
     let mut dispatcher = Dispatcher::new(handlers::table(&deps)).unwrap();
     customize(&mut dispatcher);
     spawn_app_from(App::new(config, dispatcher)).await
+}
+
+/// A local fake of an outside service: HTTP/1 on an ephemeral loopback port, every request answered
+/// by `handle`, until the current runtime stops. Returns its address.
+pub async fn spawn_fake<F, Fut, E>(handle: F) -> SocketAddr
+where
+    F: Fn(Request<Incoming>) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = Result<Response<Full<Bytes>>, E>> + Send + 'static,
+    E: Into<Box<dyn std::error::Error + Send + Sync>> + 'static,
+{
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let handle = handle.clone();
+            tokio::spawn(async move {
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service_fn(handle))
+                    .await;
+            });
+        }
+    });
+    addr
 }
 
 /// The server for a fully built app.
