@@ -45,7 +45,7 @@ use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
-use super::{MAX_RESPONSE_BYTES, clean_text, read_capped};
+use super::{BodyError, MAX_RESPONSE_BYTES, clean_text, read_capped};
 
 /// The header that carries the idempotency key.
 pub const IDEMPOTENCY_KEY_HEADER: &str = "Idempotency-Key";
@@ -320,10 +320,10 @@ async fn answer(response: reqwest::Response) -> Result<BookingConfirmation, Book
     let body = read_capped(response, MAX_RESPONSE_BYTES)
         .await
         .map_err(|e| match e {
-            super::BodyError::Read(source) if source.is_timeout() => BookingApiError::Unavailable(
-                format!("HTTP {status}: the body did not arrive in time"),
-            ),
-            other => BookingApiError::Protocol(format!("HTTP {status}: {other}")),
+            BodyError::Read(_) => BookingApiError::Unavailable(format!(
+                "HTTP {status}: the body did not arrive in full"
+            )),
+            BodyError::TooLarge { .. } => BookingApiError::Protocol(format!("HTTP {status}: {e}")),
         })?;
     match status {
         200 | 201 => {

@@ -54,9 +54,7 @@ pub const DEFAULT_FORECAST_URL: &str = "https://api.open-meteo.com/v1/forecast";
 pub struct Conditions {
     /// The place as the provider names it, e.g. `Mumbai, India`.
     pub place: String,
-    /// The WMO weather code (0..=99).
-    pub weather_code: u8,
-    /// The code in words, e.g. `partly cloudy`.
+    /// The WMO weather code in words, e.g. `partly cloudy`.
     pub condition: &'static str,
     /// Air temperature 2 m above ground, in degrees Celsius.
     pub temperature_c: f64,
@@ -197,7 +195,6 @@ impl OpenMeteo {
             let reading = self.current(latitude, longitude).await?;
             Ok(Lookup::Found(Arc::new(Conditions {
                 place: name,
-                weather_code: reading.weather_code,
                 condition: condition(reading.weather_code),
                 temperature_c: reading.temperature_c,
                 wind_kmh: reading.wind_kmh,
@@ -409,12 +406,17 @@ impl Weather {
         }
     }
 
-    /// Current conditions for `place`, answered within `budget` (a cache hit is answered even with
-    /// no budget left).
+    /// Current conditions for `place`, answered within `budget`. A cache hit needs no budget and
+    /// makes no outbound call.
     pub async fn current(&self, place: &str, budget: Duration) -> Report {
         let key = cache_key(place);
         if key.is_empty() {
             return Report::UnknownPlace;
+        }
+        match self.fresh.get(&key).await {
+            Some(Lookup::Found(conditions)) => return Report::Fresh(conditions),
+            Some(Lookup::UnknownPlace) => return Report::UnknownPlace,
+            None => {}
         }
         let load = async {
             let lookup = self.provider.lookup(&key).await?;

@@ -155,13 +155,7 @@ pub struct Deps {
 
 /// The dispatch table. One line per capability.
 pub fn table(deps: &Deps) -> Vec<Route> {
-    vec![
-        Route::new(
-            "weather",
-            weather::WeatherHandler::new(deps.weather.clone()),
-        )
-        .intent("weather.current"),
-    ]
+    vec![Route::new("weather", weather::WeatherHandler::new(deps)).intent("weather.current")]
 }
 
 /// How a call ended.

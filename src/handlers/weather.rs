@@ -13,7 +13,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{Call, Handler, HandlerFuture};
+use super::{Call, Deps, Handler, HandlerFuture};
 use crate::clients::clean_text;
 use crate::clients::weather::{Conditions, Report, Weather};
 use crate::cx::WebhookResponse;
@@ -44,9 +44,11 @@ pub struct WeatherHandler {
 }
 
 impl WeatherHandler {
-    /// A handler answering from `weather`.
-    pub fn new(weather: Arc<Weather>) -> Self {
-        WeatherHandler { weather }
+    /// A handler answering from the shared cached weather service.
+    pub fn new(deps: &Deps) -> Self {
+        WeatherHandler {
+            weather: deps.weather.clone(),
+        }
     }
 
     async fn answer(&self, call: &Call) -> WebhookResponse {
@@ -175,7 +177,6 @@ mod tests {
     fn conditions(temperature_c: f64, wind_kmh: Option<f64>) -> Conditions {
         Conditions {
             place: "Mumbai, India".into(),
-            weather_code: 2,
             condition: "partly cloudy",
             temperature_c,
             wind_kmh,
