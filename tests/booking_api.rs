@@ -158,8 +158,8 @@ fn setup() -> &'static Setup {
             });
         });
         let addr = rx.recv().unwrap();
-        let home =
-            std::env::temp_dir().join(format!("cx-webhook-booking-api-{}", std::process::id()));
+        // An empty home inside target/: no gcloud ADC file to find there.
+        let home = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("booking-api-home");
         std::fs::create_dir_all(&home).unwrap();
         // SAFETY: runs once, inside `get_or_init`, as the first thing every test does; no other
         // thread of this process reads the environment until it returns.
