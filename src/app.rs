@@ -1,7 +1,14 @@
 //! The assembled service: validated configuration, the authenticator and the dispatch table, built
 //! once at start and shared by every connection.
+//!
+//! [`App::deps`] is the one place where configuration becomes clients: the store, one shared outbound
+//! HTTP client, the cached weather service, and the booking API client when `BOOKING_API_URL` is set.
+
+use std::sync::Arc;
 
 use crate::auth::Authenticator;
+use crate::clients::booking_api::{BookingApiBuildError, BookingApiClient};
+use crate::clients::weather::{CacheTtl, OpenMeteo, Weather};
 use crate::config::Config;
 use crate::handlers::{self, Deps, Dispatcher, DuplicateRoute};
 use crate::store::Store;
@@ -16,12 +23,56 @@ pub struct App {
     pub dispatcher: Dispatcher,
 }
 
+/// The service could not be assembled.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// The shared outbound HTTP client could not be built (TLS setup).
+    #[error("cannot build the outbound HTTP client")]
+    Http(#[source] reqwest::Error),
+    /// The booking API client could not load its credentials.
+    #[error("cannot set up the booking API client (BOOKING_API_URL)")]
+    BookingApi(#[source] BookingApiBuildError),
+    /// The dispatch table is inconsistent.
+    #[error(transparent)]
+    Routes(#[from] DuplicateRoute),
+}
+
 impl App {
     /// Builds the service for `config` with the standard dispatch table over `store`.
-    pub fn build(config: Config, store: Store) -> Result<App, DuplicateRoute> {
-        let deps = Deps { store };
+    pub async fn build(config: Config, store: Store) -> Result<App, BuildError> {
+        let deps = App::deps(&config, store).await?;
         let dispatcher = Dispatcher::new(handlers::table(&deps))?;
         Ok(App::new(config, dispatcher))
+    }
+
+    /// Builds the handlers' dependencies from `config`. Async because the booking API's
+    /// credentials start a token refresh task on the runtime.
+    pub async fn deps(config: &Config, store: Store) -> Result<Deps, BuildError> {
+        let http = crate::clients::http_client(config.deadline).map_err(BuildError::Http)?;
+        let w = &config.weather;
+        let provider = OpenMeteo::new(
+            http.clone(),
+            w.geocoding_url.clone(),
+            w.forecast_url.clone(),
+            w.timeout,
+        );
+        let ttl = CacheTtl {
+            fresh: w.cache_ttl,
+            stale: w.stale_ttl,
+        };
+        let booking_api = match &config.booking_api {
+            Some(b) => Some(Arc::new(
+                BookingApiClient::new(b.url.clone(), b.audience.clone(), http)
+                    .await
+                    .map_err(BuildError::BookingApi)?,
+            )),
+            None => None,
+        };
+        Ok(Deps {
+            store,
+            weather: Arc::new(Weather::new(provider, ttl)),
+            booking_api,
+        })
     }
 
     /// Assembles the service from parts (tests pass their own dispatcher).

@@ -34,7 +34,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve webhook calls over HTTP (the default).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Manage the SQLite database.
     Db {
         /// What to do.
@@ -186,10 +186,12 @@ fn serve(args: &ServeArgs) -> ExitCode {
             );
         }
         let listen = config.listen;
-        let app = match App::build(config, store) {
+        let app = match App::build(config, store).await {
             Ok(app) => Arc::new(app),
             Err(e) => {
-                tracing::error!(error = %e, "cannot build the service");
+                let error = telemetry::error_chain(&e);
+                tracing::error!(%error, "cannot build the service");
+                eprintln!("cx-webhook: cannot build the service: {error}");
                 return ExitCode::FAILURE;
             }
         };

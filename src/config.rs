@@ -10,6 +10,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
+use reqwest::Url;
+
+use crate::clients::weather::{DEFAULT_FORECAST_URL, DEFAULT_GEOCODING_URL};
 
 /// How webhook callers are authenticated (`AUTH_MODE`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -92,6 +95,56 @@ pub struct ServeArgs {
     /// Set by Cloud Run; its presence means "deployed", where AUTH_MODE=none is refused.
     #[arg(long = "k-service", env = "K_SERVICE", hide = true)]
     pub k_service: Option<String>,
+
+    /// Weather provider settings.
+    #[command(flatten)]
+    pub weather: WeatherArgs,
+
+    /// Remote booking API settings.
+    #[command(flatten)]
+    pub booking_api: BookingApiArgs,
+}
+
+/// Settings of the weather provider (the `weather` tag).
+#[derive(Debug, Clone, Args)]
+pub struct WeatherArgs {
+    /// Geocoding endpoint (Open-Meteo's, or a compatible one): place name -> coordinates.
+    #[arg(long, env = "WEATHER_GEOCODING_URL", default_value = DEFAULT_GEOCODING_URL)]
+    pub weather_geocoding_url: String,
+
+    /// Forecast endpoint (Open-Meteo's, or a compatible one): coordinates -> current conditions.
+    #[arg(long, env = "WEATHER_FORECAST_URL", default_value = DEFAULT_FORECAST_URL)]
+    pub weather_forecast_url: String,
+
+    /// Budget for one weather lookup (geocoding and forecast together) in milliseconds; must be
+    /// below WEBHOOK_DEADLINE_MS. A call with less time left gets what it has left.
+    #[arg(long, env = "WEATHER_TIMEOUT_MS", default_value_t = 2500)]
+    pub weather_timeout_ms: u64,
+
+    /// Seconds a place's conditions are reused without asking the provider again (0: always ask;
+    /// concurrent calls for one place still share one lookup).
+    #[arg(long, env = "WEATHER_CACHE_TTL_SECS", default_value_t = 600)]
+    pub weather_cache_ttl_secs: u64,
+
+    /// Seconds a place's last good conditions may stand in when the provider fails (at least
+    /// WEATHER_CACHE_TTL_SECS).
+    #[arg(long, env = "WEATHER_STALE_TTL_SECS", default_value_t = 3600)]
+    pub weather_stale_ttl_secs: u64,
+}
+
+/// Settings of the remote booking API.
+#[derive(Debug, Clone, Args)]
+pub struct BookingApiArgs {
+    /// Remote booking API (a dealer-management system) that all instances can share: bookings are
+    /// POSTed there as JSON with a Google ID token (contract in README). https, or http for
+    /// localhost only.
+    #[arg(long, env = "BOOKING_API_URL")]
+    pub booking_api_url: Option<String>,
+
+    /// Audience of the ID token sent to BOOKING_API_URL (default: the URL's origin, which Cloud Run
+    /// accepts).
+    #[arg(long, env = "BOOKING_API_AUDIENCE")]
+    pub booking_api_audience: Option<String>,
 }
 
 /// The validated configuration the server runs with.
@@ -115,6 +168,66 @@ pub struct Config {
     pub auth: AuthConfig,
     /// The SQLite database file.
     pub database_path: PathBuf,
+    /// Weather provider settings.
+    pub weather: WeatherConfig,
+    /// The remote booking API, when configured.
+    pub booking_api: Option<BookingApiConfig>,
+}
+
+/// Weather provider settings, validated.
+#[derive(Clone)]
+pub struct WeatherConfig {
+    /// Geocoding endpoint.
+    pub geocoding_url: Url,
+    /// Forecast endpoint.
+    pub forecast_url: Url,
+    /// Budget for one lookup (both calls).
+    pub timeout: Duration,
+    /// How long a lookup is reused.
+    pub cache_ttl: Duration,
+    /// How long the last good conditions may stand in on failure.
+    pub stale_ttl: Duration,
+}
+
+impl Default for WeatherConfig {
+    /// Open-Meteo, 2.5 s per lookup, 10 min fresh, 1 h stale.
+    fn default() -> Self {
+        WeatherConfig {
+            geocoding_url: Url::parse(DEFAULT_GEOCODING_URL)
+                .expect("the built-in geocoding URL is valid"),
+            forecast_url: Url::parse(DEFAULT_FORECAST_URL)
+                .expect("the built-in forecast URL is valid"),
+            timeout: Duration::from_millis(2500),
+            cache_ttl: Duration::from_secs(600),
+            stale_ttl: Duration::from_secs(3600),
+        }
+    }
+}
+
+impl fmt::Debug for WeatherConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Without queries: a commercial provider URL may carry an API key there.
+        f.debug_struct("WeatherConfig")
+            .field("geocoding_url", &without_query(&self.geocoding_url))
+            .field("forecast_url", &without_query(&self.forecast_url))
+            .field("timeout", &self.timeout)
+            .field("cache_ttl", &self.cache_ttl)
+            .field("stale_ttl", &self.stale_ttl)
+            .finish()
+    }
+}
+
+/// Remote booking API settings, validated.
+#[derive(Debug, Clone)]
+pub struct BookingApiConfig {
+    /// Where bookings are POSTed.
+    pub url: Url,
+    /// ID token audience; `None` means the URL's origin.
+    pub audience: Option<String>,
+}
+
+fn without_query(url: &Url) -> String {
+    format!("{}{}", url.origin().ascii_serialization(), url.path())
 }
 
 /// Authentication settings, per mode.
@@ -186,6 +299,8 @@ impl Config {
             shutdown_grace: Duration::from_secs(8),
             auth: AuthConfig::None,
             database_path: PathBuf::from("data/cx-webhook.db"),
+            weather: WeatherConfig::default(),
+            booking_api: None,
         }
     }
 
@@ -271,8 +386,11 @@ impl Config {
             Some(AuthMode::None) => Some(AuthConfig::None),
         };
 
-        match auth {
-            Some(auth) if problems.is_empty() => Ok(Config {
+        let weather = weather_config(&args.weather, args.deadline_ms, &mut problems);
+        let booking_api = booking_api_config(&args.booking_api, &mut problems);
+
+        match (auth, weather) {
+            (Some(auth), Some(weather)) if problems.is_empty() => Ok(Config {
                 listen: SocketAddr::new(args.bind, args.port),
                 webhook_paths,
                 max_body_bytes: args.max_body_bytes,
@@ -282,10 +400,117 @@ impl Config {
                 shutdown_grace: Duration::from_secs(args.shutdown_grace_secs),
                 auth,
                 database_path: args.store.database_path.clone(),
+                weather,
+                booking_api,
             }),
             _ => Err(ConfigErrors(problems)),
         }
     }
+}
+
+/// Validates the weather settings; `deadline_ms` is WEBHOOK_DEADLINE_MS.
+fn weather_config(
+    args: &WeatherArgs,
+    deadline_ms: u64,
+    problems: &mut Vec<String>,
+) -> Option<WeatherConfig> {
+    let geocoding_url = parse_url(
+        "WEATHER_GEOCODING_URL",
+        &args.weather_geocoding_url,
+        problems,
+    );
+    let forecast_url = parse_url("WEATHER_FORECAST_URL", &args.weather_forecast_url, problems);
+    let mut ok = true;
+    if args.weather_timeout_ms < 100 || args.weather_timeout_ms >= deadline_ms {
+        problems.push(format!(
+            "WEATHER_TIMEOUT_MS: {} must be at least 100 and below WEBHOOK_DEADLINE_MS ({deadline_ms})",
+            args.weather_timeout_ms
+        ));
+        ok = false;
+    }
+    if args.weather_cache_ttl_secs > 86_400 {
+        problems.push(format!(
+            "WEATHER_CACHE_TTL_SECS: {} is more than 86400 (a day)",
+            args.weather_cache_ttl_secs
+        ));
+        ok = false;
+    }
+    if args.weather_stale_ttl_secs < args.weather_cache_ttl_secs
+        || args.weather_stale_ttl_secs > 7 * 86_400
+    {
+        problems.push(format!(
+            "WEATHER_STALE_TTL_SECS: {} must be between WEATHER_CACHE_TTL_SECS ({}) and 604800 (a week)",
+            args.weather_stale_ttl_secs, args.weather_cache_ttl_secs
+        ));
+        ok = false;
+    }
+    Some(WeatherConfig {
+        geocoding_url: geocoding_url?,
+        forecast_url: forecast_url?,
+        timeout: Duration::from_millis(args.weather_timeout_ms),
+        cache_ttl: Duration::from_secs(args.weather_cache_ttl_secs),
+        stale_ttl: Duration::from_secs(args.weather_stale_ttl_secs),
+    })
+    .filter(|_| ok)
+}
+
+/// Validates the booking API settings: `None` when BOOKING_API_URL is unset (or empty).
+fn booking_api_config(
+    args: &BookingApiArgs,
+    problems: &mut Vec<String>,
+) -> Option<BookingApiConfig> {
+    let audience = non_empty(&args.booking_api_audience).map(str::to_owned);
+    let Some(raw) = non_empty(&args.booking_api_url) else {
+        if audience.is_some() {
+            problems.push("BOOKING_API_AUDIENCE is set but BOOKING_API_URL is not".into());
+        }
+        return None;
+    };
+    let url = parse_url("BOOKING_API_URL", raw, problems)?;
+    if url.scheme() == "http" && !is_loopback(&url) {
+        problems.push(
+            "BOOKING_API_URL: use https (http is accepted for localhost only): requests carry an \
+             ID token"
+                .into(),
+        );
+        return None;
+    }
+    Some(BookingApiConfig { url, audience })
+}
+
+/// The trimmed value, or `None` when unset or blank.
+fn non_empty(value: &Option<String>) -> Option<&str> {
+    value.as_deref().map(str::trim).filter(|v| !v.is_empty())
+}
+
+/// Parses an http(s) URL with a host, no credentials and no fragment. Problems never echo the
+/// value (it may hold a key).
+fn parse_url(name: &str, raw: &str, problems: &mut Vec<String>) -> Option<Url> {
+    let problem = match Url::parse(raw.trim()) {
+        Err(e) => format!("{name} is not a valid URL ({e})"),
+        Ok(url) if !matches!(url.scheme(), "http" | "https") => {
+            format!("{name} must be an http or https URL")
+        }
+        Ok(url) if url.host_str().is_none_or(str::is_empty) => format!("{name} has no host"),
+        Ok(url) if !url.username().is_empty() || url.password().is_some() => {
+            format!("{name} must not contain a user name or password")
+        }
+        Ok(url) if url.fragment().is_some() => format!("{name} must not have a #fragment"),
+        Ok(url) => return Some(url),
+    };
+    problems.push(problem);
+    None
+}
+
+/// True when the URL's host is `localhost` or a loopback address.
+fn is_loopback(url: &Url) -> bool {
+    let host = url.host_str().unwrap_or_default();
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 #[cfg(test)]
@@ -344,6 +569,85 @@ mod tests {
         assert_eq!(c.deadline, Duration::from_millis(4500));
         assert_eq!(c.shutdown_grace, Duration::from_secs(8));
         assert_eq!(c.webhook_paths, vec!["/webhook".to_string()]);
+    }
+
+    #[test]
+    fn weather_defaults_to_open_meteo() {
+        let c = Config::from_args(&parse(&["--auth-mode", "none"])).unwrap();
+        assert_eq!(c.weather.geocoding_url.as_str(), DEFAULT_GEOCODING_URL);
+        assert_eq!(c.weather.forecast_url.as_str(), DEFAULT_FORECAST_URL);
+        assert_eq!(c.weather.timeout, Duration::from_millis(2500));
+        assert_eq!(c.weather.cache_ttl, Duration::from_secs(600));
+        assert_eq!(c.weather.stale_ttl, Duration::from_secs(3600));
+        assert!(c.booking_api.is_none());
+    }
+
+    #[test]
+    fn weather_settings_are_validated() {
+        let mut args = parse(&["--auth-mode", "none"]);
+        args.weather.weather_geocoding_url = "ftp://example.com/search".into();
+        args.weather.weather_forecast_url = "https://user:hunter2@example.com/forecast".into();
+        args.weather.weather_timeout_ms = 4500;
+        args.weather.weather_cache_ttl_secs = 7200;
+        args.weather.weather_stale_ttl_secs = 60;
+        let err = Config::from_args(&args).unwrap_err();
+        let text = err.to_string();
+        assert_eq!(err.0.len(), 4, "{text}");
+        assert!(text.contains("WEATHER_GEOCODING_URL must be an http or https URL"));
+        assert!(text.contains("WEATHER_FORECAST_URL must not contain a user name or password"));
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(text.contains("WEATHER_TIMEOUT_MS: 4500 must be at least 100 and below"));
+        assert!(text.contains("WEATHER_STALE_TTL_SECS: 60 must be between"));
+    }
+
+    #[test]
+    fn booking_api_needs_https_except_on_localhost() {
+        let with = |url: &str, audience: Option<&str>| {
+            let mut args = parse(&["--auth-mode", "none"]);
+            args.booking_api.booking_api_url = Some(url.into());
+            args.booking_api.booking_api_audience = audience.map(str::to_owned);
+            Config::from_args(&args)
+        };
+        let c = with("https://dms.example.com/v1/bookings", Some("https://dms")).unwrap();
+        let b = c.booking_api.unwrap();
+        assert_eq!(b.url.as_str(), "https://dms.example.com/v1/bookings");
+        assert_eq!(b.audience.as_deref(), Some("https://dms"));
+        for local in [
+            "http://127.0.0.1:9000/b",
+            "http://localhost/b",
+            "http://[::1]:1/b",
+        ] {
+            assert!(with(local, None).unwrap().booking_api.is_some(), "{local}");
+        }
+        let err = with("http://dms.example.com/b", None).unwrap_err();
+        assert!(err.to_string().contains("use https"), "{err}");
+        assert!(with("not a url", None).is_err());
+        assert!(with("  ", None).unwrap().booking_api.is_none());
+    }
+
+    #[test]
+    fn booking_api_audience_needs_a_url() {
+        let mut args = parse(&["--auth-mode", "none"]);
+        args.booking_api.booking_api_url = None;
+        args.booking_api.booking_api_audience = Some("https://dms".into());
+        let err = Config::from_args(&args).unwrap_err();
+        assert_eq!(
+            err.0,
+            vec!["BOOKING_API_AUDIENCE is set but BOOKING_API_URL is not".to_string()]
+        );
+    }
+
+    #[test]
+    fn weather_urls_are_shown_without_their_query() {
+        let c = WeatherConfig {
+            geocoding_url: "https://customer-api.open-meteo.com/v1/search?apikey=s3cret"
+                .parse()
+                .unwrap(),
+            ..WeatherConfig::default()
+        };
+        let shown = format!("{c:?}");
+        assert!(shown.contains("https://customer-api.open-meteo.com/v1/search"));
+        assert!(!shown.contains("s3cret"), "{shown}");
     }
 
     #[test]

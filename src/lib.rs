@@ -9,15 +9,17 @@
 //! - [`auth`]: who may call (the `AUTH_MODE` modes).
 //! - [`handlers`]: the tag dispatch table and one module per capability.
 //! - [`store`]: the SQLite file: schema, demo data, typed queries (the only module that knows SQL).
-//! - [`domain`]: newtypes shared by store and handlers (`AccountId`, `Money`).
+//! - [`domain`]: newtypes shared by store and handlers (`AccountId`, `Money`, `VehicleNumber`).
+//! - [`clients`]: outbound HTTP (weather provider, remote booking API); knows nothing of Dialogflow.
 //! - [`cx`]: the Dialogflow CX wire model (depends on nothing of ours).
 //!
-//! A request flows: server (route, auth, body) -> cx (parse) -> handlers (dispatch under a deadline)
-//! -> cx (bounded JSON answer).
+//! A request flows: server (route, auth, body) -> cx (parse) -> handlers (dispatch under a deadline,
+//! calling clients) -> cx (bounded JSON answer).
 
 pub mod app;
 pub mod auth;
 pub mod cli;
+pub mod clients;
 pub mod config;
 pub mod cx;
 pub mod domain;

@@ -14,6 +14,7 @@ pub mod booking;
 pub mod dealers;
 pub mod fallback;
 pub mod service_cost;
+pub mod weather;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -25,6 +26,8 @@ use std::time::Duration;
 use futures_util::FutureExt;
 use tokio::time::Instant;
 
+use crate::clients::booking_api::BookingApiClient;
+use crate::clients::weather::Weather;
 use crate::cx::{Chip, Params, RichContent, RichElement, WebhookRequest, WebhookResponse};
 use crate::store::{Store, StoreError};
 use crate::telemetry::error_chain;
@@ -151,11 +154,16 @@ impl From<StoreError> for HandlerError {
     }
 }
 
-/// Shared resources handlers are built from (stores, clients). Built once at start.
+/// Shared resources handlers are built from (stores, clients). Built once at start by
+/// [`crate::App::deps`]; tests build theirs the same way from their own configuration.
 #[derive(Debug, Clone)]
 pub struct Deps {
     /// The SQLite store.
     pub store: Store,
+    /// Current weather (Open-Meteo behind a TTL cache).
+    pub weather: Arc<Weather>,
+    /// The remote booking API, when `BOOKING_API_URL` is set.
+    pub booking_api: Option<Arc<BookingApiClient>>,
 }
 
 /// The dispatch table. One line per capability.
@@ -170,6 +178,7 @@ pub fn table(deps: &Deps) -> Vec<Route> {
         Route::new("service.cost", service_cost::ServiceCost::new(store())).intent("service.cost"),
         Route::new("booking.validate", booking::Validate::new(store())),
         Route::new("booking.create", booking::Create::new(store())).intent("booking.create"),
+        Route::new("weather", weather::WeatherHandler::new(deps)).intent("weather.current"),
     ]
 }
 

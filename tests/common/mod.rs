@@ -1,22 +1,26 @@
 //! Shared test support: `spawn_app()` starts the real server on an ephemeral loopback port with a
-//! per-test configuration, and `TestApp` speaks real HTTP to it.
+//! per-test configuration, and `TestApp` speaks real HTTP to it; `spawn_fake()` starts a local fake
+//! of an outside service.
 #![allow(dead_code)]
 
 pub mod process;
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use cx_webhook::handlers::{self, Deps, Dispatcher};
+use cx_webhook::handlers::{self, Dispatcher};
 use cx_webhook::store::{Create, Store};
 use cx_webhook::{App, Config};
-use http::{HeaderMap, Method, Request, StatusCode};
+use http::{HeaderMap, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use jiff::ToSpan;
 use jiff::civil::{Date, Weekday};
 use serde_json::{Value, json};
@@ -128,14 +132,35 @@ pub fn seeded_store() -> (Store, tempfile::TempDir) {
 pub async fn spawn_with(mut config: Config, customize: impl FnOnce(&mut Dispatcher)) -> TestApp {
     let (store, dir) = seeded_store();
     config.database_path = store.path().to_owned();
-    let mut dispatcher = Dispatcher::new(handlers::table(&Deps {
-        store: store.clone(),
-    }))
-    .unwrap();
+    let deps = App::deps(&config, store.clone()).await.unwrap();
+    let mut dispatcher = Dispatcher::new(handlers::table(&deps)).unwrap();
     customize(&mut dispatcher);
     let mut app = spawn_app_from(App::new(config, dispatcher), store).await;
     app._dir = Some(dir);
     app
+}
+
+/// A local fake of an outside service: HTTP/1 on an ephemeral loopback port, every request answered
+/// by `handle`, until the current runtime stops. Returns its address.
+pub async fn spawn_fake<F, Fut, E>(handle: F) -> SocketAddr
+where
+    F: Fn(Request<Incoming>) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = Result<Response<Full<Bytes>>, E>> + Send + 'static,
+    E: Into<Box<dyn std::error::Error + Send + Sync>> + 'static,
+{
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let handle = handle.clone();
+            tokio::spawn(async move {
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service_fn(handle))
+                    .await;
+            });
+        }
+    });
+    addr
 }
 
 /// The server for a fully built app over `store`.
