@@ -535,3 +535,95 @@ async fn the_app_builds_the_client_when_the_url_is_set() {
     let client = deps.booking_api.expect("a booking API client");
     assert_eq!(client.audience(), "http://127.0.0.1:9");
 }
+
+/// The service with `BOOKING_API_URL` pointing at `api`.
+async fn app_with_remote_bookings(api: &FakeApi) -> common::TestApp {
+    let mut config = Config::local();
+    config.booking_api = Some(cx_webhook::config::BookingApiConfig {
+        url: api.url(),
+        audience: None,
+    });
+    common::spawn_with(config, |_| {}).await
+}
+
+#[tokio::test]
+async fn booking_create_goes_to_the_remote_api_when_configured() {
+    let setup = setup();
+    let api = FakeApi::start(vec![Action::Respond(201, CREATED)]).await;
+    let app = app_with_remote_bookings(&api).await;
+    let day = common::open_day(3);
+    let request = common::create_request(day, json!({}));
+    let a = app
+        .post_webhook(serde_json::to_vec(&request).unwrap())
+        .await;
+    let v = a.json();
+    assert_eq!(v["sessionInfo"]["parameters"]["booking_id"], "B-1001");
+    assert_eq!(
+        v["sessionInfo"]["parameters"]["booking_status"],
+        "confirmed"
+    );
+    assert!(
+        a.texts()[0].contains("Your booking id is B-1001."),
+        "{:?}",
+        a.texts()
+    );
+
+    let seen = api.seen();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].authorization, setup.bearer_for(&api.origin()));
+    let key = format!(
+        "s-4f9e2b/{}",
+        request["detectIntentResponseId"].as_str().unwrap()
+    );
+    assert_eq!(seen[0].idempotency_key.as_deref(), Some(key.as_str()));
+    assert_eq!(seen[0].body["dealer_id"], "D-PUN-01");
+    assert_eq!(seen[0].body["service_type"], "periodic");
+    assert_eq!(seen[0].body["date"], day.to_string());
+    assert_eq!(seen[0].body["time"], "10:30");
+    // Nothing was booked locally.
+    let local: i64 = app
+        .store
+        .read(|c| c.query_row("SELECT count(*) FROM bookings", [], |r| r.get(0)))
+        .unwrap();
+    assert_eq!(local, 0);
+}
+
+#[tokio::test]
+async fn remote_refusals_become_answers_that_ask_again() {
+    setup();
+    let request =
+        serde_json::to_vec(&common::create_request(common::open_day(3), json!({}))).unwrap();
+
+    let api = FakeApi::start(vec![Action::Respond(409, r#"{"code":"slot_taken"}"#)]).await;
+    let a = app_with_remote_bookings(&api)
+        .await
+        .post_webhook(request.clone())
+        .await;
+    assert!(a.texts()[0].contains("was just taken"), "{:?}", a.texts());
+    assert!(a.json()["sessionInfo"]["parameters"]["booking_time"].is_null());
+
+    let body = r#"{"field":"date","message":"the workshop is closed for a holiday"}"#;
+    let api = FakeApi::start(vec![Action::Respond(422, body)]).await;
+    let a = app_with_remote_bookings(&api)
+        .await
+        .post_webhook(request.clone())
+        .await;
+    assert!(
+        a.texts()[0].contains("closed for a holiday"),
+        "{:?}",
+        a.texts()
+    );
+    assert!(a.json()["sessionInfo"]["parameters"]["booking_date"].is_null());
+
+    let api = FakeApi::start(vec![Action::Respond(503, "{}")]).await;
+    let a = app_with_remote_bookings(&api)
+        .await
+        .post_webhook(request)
+        .await;
+    assert_eq!(a.status, http::StatusCode::OK);
+    assert!(
+        a.texts()[0].contains("can't reach the booking system"),
+        "{:?}",
+        a.texts()
+    );
+}

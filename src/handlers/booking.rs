@@ -12,14 +12,24 @@
 //! `booking.validate` checks only what has been collected and answers with every bad parameter marked
 //! `INVALID` (value cleared) and one re-prompt that says what is wrong and what would be right; valid
 //! values are left alone. `booking.create` checks everything again (the agent may skip validation),
-//! then books through [`crate::store::bookings::create`], which never double-books and is idempotent
-//! per Dialogflow request: a retried call gets the same booking id.
+//! then books:
+//! - locally through [`crate::store::bookings::create`], which never double-books and is idempotent
+//!   per Dialogflow request (a retried call gets the same booking id) — right for one instance
+//!   (`--max-instances=1`);
+//! - or, when `BOOKING_API_URL` is set, through the remote booking API
+//!   ([`crate::clients::booking_api`]), with the same request key as its `Idempotency-Key`, so many
+//!   instances share one booking system. Its answers map to the same replies: 409 is "just taken"
+//!   with `booking_time` rejected, 400/422 rejects the field it names, and an API that cannot be
+//!   reached gets a graceful "try again" answer before the deadline.
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
 
 use jiff::civil::{Date, Time};
 use jiff::{Timestamp, ToSpan};
 
+use crate::clients::booking_api::{BookingApiClient, BookingApiError, BookingRequest};
 use crate::cx::WebhookResponse;
 use crate::domain::VehicleNumber;
 use crate::store::Store;
@@ -337,15 +347,119 @@ impl Handler for Validate {
     }
 }
 
+/// Time kept back from the deadline for answering after a remote booking call.
+const ANSWER_MARGIN: Duration = Duration::from_millis(200);
+
 /// `booking.create`.
 pub struct Create {
     store: Store,
+    remote: Option<Arc<BookingApiClient>>,
 }
 
 impl Create {
-    /// The handler over `store`.
-    pub fn new(store: Store) -> Self {
-        Create { store }
+    /// The handler: bookings go to `remote` when given, else into `store`.
+    pub fn new(store: Store, remote: Option<Arc<BookingApiClient>>) -> Self {
+        Create { store, remote }
+    }
+}
+
+/// The confirmation answer, the same for local and remote bookings.
+fn confirmed(
+    service: &str,
+    dealer: &Dealer,
+    date: Date,
+    time: Time,
+    id: &str,
+    status: &str,
+) -> WebhookResponse {
+    WebhookResponse::new()
+        .text(format!(
+            "Done! Your {} at {} is booked for {} at {}. Your booking id is {id}.",
+            service.to_lowercase(),
+            dealer.name,
+            long_date(date),
+            time.strftime("%H:%M"),
+        ))
+        .set_param("booking_id", id)
+        .set_param("booking_status", status)
+}
+
+/// Our parameter for a field name the booking API reports.
+fn param_for_field(field: &str) -> Option<&'static str> {
+    match field {
+        "vehicle_number" => Some("vehicle_number"),
+        "dealer_id" => Some("dealer_id"),
+        "service_type" => Some("service_type"),
+        "date" | "booking_date" => Some("booking_date"),
+        "time" | "booking_time" => Some("booking_time"),
+        _ => None,
+    }
+}
+
+impl Create {
+    /// Books through the remote API and turns its answer into a reply.
+    async fn book_remotely(
+        &self,
+        api: &BookingApiClient,
+        call: &Call,
+        new: &NewBooking,
+        dealer: &Dealer,
+        service: &str,
+    ) -> WebhookResponse {
+        let request = BookingRequest {
+            vehicle_number: new.vehicle.as_str().to_owned(),
+            dealer_id: new.dealer_id.clone(),
+            service_type: new.service_key.clone(),
+            car_model: new.car_model.clone(),
+            date: new.date,
+            time: new.time,
+            session_id: new.session_id.clone(),
+        };
+        let budget = call.remaining().saturating_sub(ANSWER_MARGIN);
+        match api.create(&request, &new.request_key, budget).await {
+            Ok(c) => confirmed(
+                service,
+                dealer,
+                new.date,
+                new.time,
+                &c.booking_id,
+                &c.status,
+            ),
+            Err(BookingApiError::SlotTaken) => {
+                let problem = Problem {
+                    param: "booking_time",
+                    message: format!(
+                        "Sorry, the {} slot on {} at {} {TAKEN}. Which other time would suit you?",
+                        new.time.strftime("%H:%M"),
+                        short_date(new.date),
+                        dealer.name
+                    ),
+                };
+                reprompt(call, WebhookResponse::new(), &[problem])
+            }
+            Err(BookingApiError::Rejected { field, message }) => {
+                let text = format!("The booking system couldn't accept that: {message}");
+                match field.as_deref().and_then(param_for_field) {
+                    Some(param) => reprompt(
+                        call,
+                        WebhookResponse::new(),
+                        &[Problem {
+                            param,
+                            message: text,
+                        }],
+                    ),
+                    None => WebhookResponse::new().text(text),
+                }
+            }
+            // The client has logged these with their causes.
+            Err(
+                BookingApiError::Unauthorized(_)
+                | BookingApiError::Unavailable(_)
+                | BookingApiError::Protocol(_),
+            ) => WebhookResponse::new().text(
+                "Sorry, I can't reach the booking system right now. Please try again in a moment.",
+            ),
+        }
     }
 }
 
@@ -386,12 +500,6 @@ impl Handler for Create {
                     "booking checks passed without every value",
                 ));
             };
-            if self.store.is_read_only() {
-                return Ok(WebhookResponse::new().text(
-                    "Sorry, I can't take bookings right now. Please call the service centre \
-                     directly.",
-                ));
-            }
             let mut new = NewBooking {
                 request_key: String::new(),
                 dealer_id: dealer.id.clone(),
@@ -403,6 +511,15 @@ impl Handler for Create {
                 session_id: call.request.session_id().to_owned(),
             };
             new.request_key = request_key(call, &new);
+            if let Some(api) = &self.remote {
+                return Ok(self.book_remotely(api, call, &new, &dealer, &service).await);
+            }
+            if self.store.is_read_only() {
+                return Ok(WebhookResponse::new().text(
+                    "Sorry, I can't take bookings right now. Please call the service centre \
+                     directly.",
+                ));
+            }
             let outcome = self
                 .store
                 .write(move |conn| bookings::create(conn, &new, now))
@@ -412,17 +529,14 @@ impl Handler for Create {
                     if replayed {
                         tracing::info!(booking_id = %booking.id, "booking call repeated: same booking returned");
                     }
-                    Ok(WebhookResponse::new()
-                        .text(format!(
-                            "Done! Your {} at {} is booked for {} at {}. Your booking id is {}.",
-                            service.to_lowercase(),
-                            dealer.name,
-                            long_date(booking.date),
-                            booking.time.strftime("%H:%M"),
-                            booking.id
-                        ))
-                        .set_param("booking_id", booking.id)
-                        .set_param("booking_status", booking.status))
+                    Ok(confirmed(
+                        &service,
+                        &dealer,
+                        booking.date,
+                        booking.time,
+                        &booking.id,
+                        &booking.status,
+                    ))
                 }
                 Outcome::SlotFull => {
                     let booked = self

@@ -177,7 +177,11 @@ pub fn table(deps: &Deps) -> Vec<Route> {
         Route::new("dealers.nearby", dealers::Nearby::new(store())).intent("dealer.find"),
         Route::new("service.cost", service_cost::ServiceCost::new(store())).intent("service.cost"),
         Route::new("booking.validate", booking::Validate::new(store())),
-        Route::new("booking.create", booking::Create::new(store())).intent("booking.create"),
+        Route::new(
+            "booking.create",
+            booking::Create::new(store(), deps.booking_api.clone()),
+        )
+        .intent("booking.create"),
         Route::new("weather", weather::WeatherHandler::new(deps)).intent("weather.current"),
     ]
 }
