@@ -84,17 +84,20 @@ fn unprivileged(binary: Binary) -> Binary {
     }
 }
 
+/// A seeded database file made read-only (0444) in `dir`, whose mode becomes `dir_mode`.
+fn read_only_database(dir: &tempfile::TempDir, dir_mode: u32) -> std::path::PathBuf {
+    let path = dir.path().join("cx.db");
+    let init = db(&["init", "--seed", "--database-path", path.to_str().unwrap()]);
+    assert!(init.status.success());
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o444)).unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(dir_mode)).unwrap();
+    path
+}
+
 #[test]
 fn a_read_only_file_is_served_read_only() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("cx.db");
-    assert!(
-        db(&["init", "--seed", "--database-path", path.to_str().unwrap()])
-            .status
-            .success()
-    );
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o444)).unwrap();
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let path = read_only_database(&dir, 0o777);
     let (mut child, address, log) =
         unprivileged(Binary::new(&dir).env("DATABASE_PATH", &path)).start_with_log();
     let answer = post_fixture(&address, "account-balance.json");
@@ -110,14 +113,7 @@ fn a_read_only_file_is_served_read_only() {
 #[test]
 fn a_read_only_file_in_a_read_only_directory_is_refused_with_the_fix() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("cx.db");
-    assert!(
-        db(&["init", "--seed", "--database-path", path.to_str().unwrap()])
-            .status
-            .success()
-    );
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o444)).unwrap();
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o555)).unwrap();
+    let path = read_only_database(&dir, 0o555);
     let out = unprivileged(Binary::new(&dir).env("DATABASE_PATH", &path)).run();
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     assert_eq!(out.status.code(), Some(2));

@@ -284,15 +284,22 @@ pub fn dealer(conn: &Connection, id: &str) -> rusqlite::Result<Option<Dealer>> {
     .optional()
 }
 
+/// Runs a `(key, display name)` lookup whose `?1` is the normalised `text`.
+fn resolve(conn: &Connection, sql: &str, text: &str) -> rusqlite::Result<Option<(String, String)>> {
+    conn.prepare_cached(sql)?
+        .query_row([key(text)], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()
+}
+
 /// A city the dealer network covers: `(city_key, display name)` for a name or alias.
 pub fn resolve_city(conn: &Connection, text: &str) -> rusqlite::Result<Option<(String, String)>> {
-    conn.prepare_cached(
+    resolve(
+        conn,
         "SELECT c.city_key, c.name FROM cities c
          WHERE c.city_key = ?1
             OR c.city_key = (SELECT city_key FROM city_aliases WHERE alias_key = ?1)",
-    )?
-    .query_row([key(text)], |r| Ok((r.get(0)?, r.get(1)?)))
-    .optional()
+        text,
+    )
 }
 
 /// Which dealers to list.
@@ -396,9 +403,11 @@ fn names(conn: &Connection, sql: &str) -> rusqlite::Result<Vec<String>> {
 
 /// A car model for a name the user said: `(model_key, display name)`.
 pub fn resolve_model(conn: &Connection, text: &str) -> rusqlite::Result<Option<(String, String)>> {
-    conn.prepare_cached("SELECT model_key, name FROM car_models WHERE model_key = ?1")?
-        .query_row([key(text)], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()
+    resolve(
+        conn,
+        "SELECT model_key, name FROM car_models WHERE model_key = ?1",
+        text,
+    )
 }
 
 /// A service type for a name or alias: `(service_key, display name)`.
@@ -406,13 +415,13 @@ pub fn resolve_service(
     conn: &Connection,
     text: &str,
 ) -> rusqlite::Result<Option<(String, String)>> {
-    conn.prepare_cached(
+    resolve(
+        conn,
         "SELECT s.service_key, s.name FROM service_types s
          WHERE s.service_key = ?1
             OR s.service_key = (SELECT service_key FROM service_aliases WHERE alias_key = ?1)",
-    )?
-    .query_row([key(text)], |r| Ok((r.get(0)?, r.get(1)?)))
-    .optional()
+        text,
+    )
 }
 
 /// Fuel a price applies to.
