@@ -1,7 +1,7 @@
 //! The assembled service: validated configuration, the authenticator and the dispatch table, built
 //! once at start and shared by every connection.
 
-use crate::auth::Authenticator;
+use crate::auth::{Authenticator, SetupError};
 use crate::config::Config;
 use crate::handlers::{self, Deps, Dispatcher, DuplicateRoute};
 
@@ -15,21 +15,33 @@ pub struct App {
     pub dispatcher: Dispatcher,
 }
 
+/// Why the service could not be assembled.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// Two routes claim the same tag or intent.
+    #[error(transparent)]
+    Routes(#[from] DuplicateRoute),
+    /// The authenticator could not start.
+    #[error(transparent)]
+    Auth(#[from] SetupError),
+}
+
 impl App {
-    /// Builds the service for `config` with the standard dispatch table.
-    pub fn build(config: Config) -> Result<App, DuplicateRoute> {
+    /// Builds the service for `config` with the standard dispatch table. Must run inside the tokio
+    /// runtime (the ID-token modes start fetching Google's keys).
+    pub fn build(config: Config) -> Result<App, BuildError> {
         let deps = Deps::default();
         let dispatcher = Dispatcher::new(handlers::table(&deps))?;
-        Ok(App::new(config, dispatcher))
+        App::new(config, dispatcher)
     }
 
     /// Assembles the service from parts (tests pass their own dispatcher).
-    pub fn new(config: Config, dispatcher: Dispatcher) -> App {
-        let auth = Authenticator::from_config(&config.auth);
-        App {
+    pub fn new(config: Config, dispatcher: Dispatcher) -> Result<App, BuildError> {
+        let auth = Authenticator::from_config(&config.auth)?;
+        Ok(App {
             config,
             auth,
             dispatcher,
-        }
+        })
     }
 }

@@ -79,7 +79,7 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_with(config: Config, customize: impl FnOnce(&mut Dispatcher)) -> TestApp {
     let mut dispatcher = Dispatcher::new(handlers::table(&Deps::default())).unwrap();
     customize(&mut dispatcher);
-    spawn_app_from(App::new(config, dispatcher)).await
+    spawn_app_from(App::new(config, dispatcher).expect("the app builds")).await
 }
 
 /// The server for a fully built app.
