@@ -5,7 +5,8 @@
 # ratios from one run, never absolute numbers across runs.
 #
 # usage: scripts/load.sh [-c CONNECTIONS] [-d SECONDS] [-t THREADS] [SCENARIO ...]
-# scenarios: fallback (AUTH_MODE=none), oidc (google-oidc, a valid token each request)
+# scenarios: fallback (AUTH_MODE=none), oidc (google-oidc, a valid token each request),
+#            oidc-nocache (the same with AUTH_TOKEN_CACHE_SIZE=0: RSA verification on every request)
 #            (default: all)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,7 +17,7 @@ while getopts "c:d:t:" opt; do
     c) connections=$OPTARG ;;
     d) duration=$OPTARG ;;
     t) threads=$OPTARG ;;
-    *) sed -n '2,10p' "$0"; exit 2 ;;
+    *) sed -n '2,11p' "$0"; exit 2 ;;
   esac
 done
 shift $((OPTIND - 1))
@@ -33,7 +34,8 @@ declare -A fixture env auth ready
 fixture[fallback]=tests/fixtures/unknown-tag.json; env[fallback]=""; auth[fallback]=""
 ready[fallback]="listening"
 fixture[oidc]=tests/fixtures/unknown-tag.json; ready[oidc]="fetched Google's signing keys"
-all=(fallback oidc)
+fixture[oidc-nocache]=tests/fixtures/unknown-tag.json; ready[oidc-nocache]=${ready[oidc]}
+all=(fallback oidc oidc-nocache)
 scenarios=("$@"); [ ${#scenarios[@]} -gt 0 ] || scenarios=("${all[@]}")
 
 # The oidc scenarios need a key set and a valid token: the dev tool examples/dev_idp serves one on
@@ -46,7 +48,9 @@ if [[ " ${scenarios[*]} " == *" oidc"* ]]; then
   grep -q '^TOKEN=' "$work/idp.env" || { echo "dev_idp did not start:" >&2; cat "$work/idp.env" >&2; exit 1; }
   idp_env=$(grep '^AUTH_' "$work/idp.env" | tr '\n' ' ')
   env[oidc]="AUTH_MODE=google-oidc $idp_env"
+  env[oidc-nocache]="${env[oidc]} AUTH_TOKEN_CACHE_SIZE=0"
   auth[oidc]="Bearer $(sed -n 's/^TOKEN=//p' "$work/idp.env")"
+  auth[oidc-nocache]=${auth[oidc]}
 fi
 
 declare -A rps

@@ -17,6 +17,9 @@ pub const GOOGLE_JWKS_URL: &str = "https://www.googleapis.com/oauth2/v3/certs";
 /// The largest accepted `AUTH_LEEWAY_SECS`: Node's Google library uses 300 s, more is a smell.
 pub const MAX_LEEWAY_SECS: u64 = 300;
 
+/// The largest accepted `AUTH_TOKEN_CACHE_SIZE`.
+pub const MAX_TOKEN_CACHE_SIZE: u64 = 1_000_000;
+
 /// The shortest accepted `AUTH_API_KEY`.
 pub const MIN_API_KEY_CHARS: usize = 16;
 
@@ -120,6 +123,11 @@ pub struct ServeArgs {
     #[arg(long, env = "AUTH_API_KEY_HEADER", default_value = "X-Api-Key")]
     pub auth_api_key_header: String,
 
+    /// How many verified ID tokens to remember (by SHA-256) until they expire, so a token
+    /// Dialogflow sends again skips the RSA verification; 0 turns the cache off.
+    #[arg(long, env = "AUTH_TOKEN_CACHE_SIZE", default_value_t = 10_000)]
+    pub auth_token_cache_size: u64,
+
     /// The API key (api-key mode), at least 16 characters. Prefer the environment variable (on
     /// Cloud Run, from Secret Manager): a flag is visible in the process list.
     #[arg(long, env = "AUTH_API_KEY", hide_env_values = true, value_parser = parse_secret)]
@@ -189,6 +197,8 @@ pub struct OidcConfig {
     pub leeway: Duration,
     /// Where and how Google's keys are fetched and cached.
     pub jwks: JwksConfig,
+    /// Verified tokens remembered until they expire; 0 verifies every request.
+    pub token_cache_size: u64,
 }
 
 impl OidcConfig {
@@ -199,6 +209,7 @@ impl OidcConfig {
             allowed_emails,
             leeway: Duration::from_secs(30),
             jwks: JwksConfig::new(jwks_url),
+            token_cache_size: 10_000,
         }
     }
 }
@@ -425,6 +436,12 @@ fn auth_config(args: &ServeArgs, problems: &mut Vec<String>) -> Option<AuthConfi
             args.auth_leeway_secs
         ));
     }
+    if args.auth_token_cache_size > MAX_TOKEN_CACHE_SIZE {
+        problems.push(format!(
+            "AUTH_TOKEN_CACHE_SIZE: {} is more than {MAX_TOKEN_CACHE_SIZE}",
+            args.auth_token_cache_size
+        ));
+    }
     if let Err(why) = check_jwks_url(&args.auth_jwks_url) {
         problems.push(format!("AUTH_JWKS_URL: `{}` {why}", args.auth_jwks_url));
     }
@@ -482,6 +499,7 @@ fn auth_config(args: &ServeArgs, problems: &mut Vec<String>) -> Option<AuthConfi
             args.auth_jwks_url.trim().to_owned(),
         );
         config.leeway = Duration::from_secs(args.auth_leeway_secs);
+        config.token_cache_size = args.auth_token_cache_size;
         config
     };
     let on_cloud_run = args.k_service.as_deref().is_some_and(|s| !s.is_empty());
@@ -686,6 +704,8 @@ mod tests {
             "301",
             "--auth-jwks-url",
             "http://keys.example/certs",
+            "--auth-token-cache-size",
+            "2000000",
         ])
         .unwrap_err();
         let text = err.to_string();
@@ -694,11 +714,12 @@ mod tests {
             "AUTH_ALLOWED_EMAILS: `not-an-email`",
             "AUTH_LEEWAY_SECS: 301 is more than 300",
             "AUTH_JWKS_URL: `http://keys.example/certs` must use https",
+            "AUTH_TOKEN_CACHE_SIZE: 2000000 is more than 1000000",
             "needs AUTH_ALLOWED_EMAILS or DIALOGFLOW_PROJECT_NUMBER",
         ] {
             assert!(text.contains(says), "missing {says:?} in:\n{text}");
         }
-        assert_eq!(err.0.len(), 5, "{text}");
+        assert_eq!(err.0.len(), 6, "{text}");
     }
 
     #[test]

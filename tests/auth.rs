@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
 use common::idp::{self, AUDIENCE, Idp, agent_claims, b64, key, with};
-use common::{Answer, assert_ok, google_oidc, keys, oidc, spawn_auth, until};
+use common::{
+    Answer, TestApp, assert_ok, google_oidc, keys, oidc, spawn_auth, until, wait_for_keys,
+};
 use cx_webhook::config::{ApiKeyConfig, AuthConfig, Secret};
 use http::StatusCode;
 use serde_json::{Value, json};
@@ -431,6 +433,67 @@ async fn the_key_set_is_refetched_when_its_max_age_runs_out() {
     .await;
     // No request is sent: only the background refresh can make these fetches.
     idp.wait_for_fetches(3).await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// the verified-token cache
+
+/// Retires key 0 from the set and makes the app refetch it (with a key-1 token), so only a cached
+/// verification can still accept a key-0 token afterwards.
+async fn retire_key_0(app: &TestApp, idp: &Idp) {
+    idp.serve_keys(&[key(1)]);
+    assert_ok(&app.post_bearer(&key(1).mint(&agent_claims())).await);
+    assert_eq!(idp.fetches(), 2);
+}
+
+#[tokio::test]
+async fn a_verified_token_is_remembered_until_it_expires() {
+    let idp = Idp::start(&[key(0)]).await;
+    let app = spawn_auth(AuthConfig::GoogleOidc(oidc(&idp, |c| {
+        c.leeway = Duration::ZERO;
+    })))
+    .await;
+    wait_for_keys(&app, &idp).await;
+    let exp = idp::now() + 3;
+    let token = signed(with(agent_claims(), "exp", json!(exp)));
+    assert_ok(&app.post_bearer(&token).await);
+    retire_key_0(&app, &idp).await;
+
+    // The same bytes pass without their key; other bytes signed by the retired key do not.
+    assert_ok(&app.post_bearer(&token).await);
+    let other = signed(with(agent_claims(), "exp", json!(exp + 1)));
+    assert_refused(&app.post_bearer(&other).await, 401, "unknown_key", &other);
+
+    // Past its exp the cache no longer vouches for it: it is verified afresh, and its key is gone.
+    while idp::now() < exp {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_refused(&app.post_bearer(&token).await, 401, "unknown_key", &token);
+}
+
+#[tokio::test]
+async fn with_the_token_cache_off_every_request_is_verified() {
+    let idp = Idp::start(&[key(0)]).await;
+    let app = spawn_auth(AuthConfig::GoogleOidc(oidc(&idp, |c| {
+        c.token_cache_size = 0;
+    })))
+    .await;
+    wait_for_keys(&app, &idp).await;
+    let token = signed(agent_claims());
+    assert_ok(&app.post_bearer(&token).await);
+    retire_key_0(&app, &idp).await;
+    assert_refused(&app.post_bearer(&token).await, 401, "unknown_key", &token);
+}
+
+#[tokio::test]
+async fn refused_tokens_are_not_remembered() {
+    let idp = Idp::start(&[key(0)]).await;
+    let app = google_oidc(&idp).await;
+    let intruder = signed(with(agent_claims(), "email", json!("intruder@example.com")));
+    for _ in 0..2 {
+        let a = app.post_bearer(&intruder).await;
+        assert_refused(&a, 403, "email_not_allowed", &intruder);
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

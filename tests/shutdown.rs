@@ -195,6 +195,7 @@ fn help_documents_every_setting_and_its_env_name() {
         "AUTH_LEEWAY_SECS",
         "AUTH_API_KEY_HEADER",
         "AUTH_API_KEY",
+        "AUTH_TOKEN_CACHE_SIZE",
         "LOG_FORMAT",
         "RUST_LOG",
         "GOOGLE_CLOUD_PROJECT",
