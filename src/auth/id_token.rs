@@ -163,10 +163,7 @@ impl IdTokenVerifier {
             return self.caller(&claims);
         }
 
-        let fingerprint: [u8; 32] = digest(&SHA256, token.as_bytes())
-            .as_ref()
-            .try_into()
-            .map_err(|_| malformed("cannot fingerprint the token"))?;
+        let fingerprint = fingerprint(token);
         if let Some(cache) = &self.verified
             && let Some(hit) = cache.get(&fingerprint).await
             && self.policy.unexpired(hit.exp, unix_now())
@@ -222,6 +219,14 @@ fn unix_now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// SHA-256 of the whole token: the verified-token cache's key.
+fn fingerprint(token: &str) -> [u8; 32] {
+    let mut out = [0; 32];
+    // SHA-256 digests are always 32 bytes.
+    out.copy_from_slice(digest(&SHA256, token.as_bytes()).as_ref());
+    out
 }
 
 fn malformed(message: &'static str) -> AuthError {
