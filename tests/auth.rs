@@ -358,11 +358,18 @@ async fn with_the_key_set_server_down_cached_keys_keep_working() {
     assert_ok(&app.post_bearer(&signed(agent_claims())).await);
 }
 
+/// A fetch budget no held answer outlasts on a slow machine.
+fn patient(config: &mut cx_webhook::config::OidcConfig) {
+    config.jwks.fetch_timeout = Duration::from_secs(30);
+}
+
 #[tokio::test]
 async fn concurrent_requests_with_an_unknown_kid_share_one_fetch() {
     const REQUESTS: usize = 24;
     let idp = Idp::start(&[key(0)]).await;
-    let app = Arc::new(google_oidc(&idp).await);
+    let app = spawn_auth(AuthConfig::GoogleOidc(oidc(&idp, patient))).await;
+    wait_for_keys(&app, &idp).await;
+    let app = Arc::new(app);
     idp.serve_keys(&[key(0), key(1)]);
     idp.hold();
 
@@ -390,7 +397,7 @@ async fn concurrent_requests_with_an_unknown_kid_share_one_fetch() {
 async fn a_request_during_the_first_fetch_waits_for_it() {
     let idp = Idp::start(&[key(0)]).await;
     idp.hold();
-    let app = Arc::new(spawn_auth(AuthConfig::GoogleOidc(oidc(&idp, |_| {}))).await);
+    let app = Arc::new(spawn_auth(AuthConfig::GoogleOidc(oidc(&idp, patient))).await);
     idp.wait_for_fetches(1).await;
 
     let call = {
