@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use crate::auth::Authenticator;
+use crate::auth::{Authenticator, SetupError};
 use crate::clients::booking_api::{BookingApiBuildError, BookingApiClient};
 use crate::clients::weather::{CacheTtl, OpenMeteo, Weather};
 use crate::config::Config;
@@ -35,6 +35,9 @@ pub enum BuildError {
     /// The dispatch table is inconsistent.
     #[error(transparent)]
     Routes(#[from] DuplicateRoute),
+    /// The authenticator could not start.
+    #[error(transparent)]
+    Auth(#[from] SetupError),
 }
 
 impl App {
@@ -42,7 +45,7 @@ impl App {
     pub async fn build(config: Config, store: Store) -> Result<App, BuildError> {
         let deps = App::deps(&config, store).await?;
         let dispatcher = Dispatcher::new(handlers::table(&deps))?;
-        Ok(App::new(config, dispatcher))
+        App::new(config, dispatcher)
     }
 
     /// Builds the handlers' dependencies from `config`. Async because the booking API's
@@ -75,13 +78,14 @@ impl App {
         })
     }
 
-    /// Assembles the service from parts (tests pass their own dispatcher).
-    pub fn new(config: Config, dispatcher: Dispatcher) -> App {
-        let auth = Authenticator::from_config(&config.auth);
-        App {
+    /// Assembles the service from parts (tests pass their own dispatcher). Must run inside the
+    /// tokio runtime: the ID-token modes start fetching Google's keys.
+    pub fn new(config: Config, dispatcher: Dispatcher) -> Result<App, BuildError> {
+        let auth = Authenticator::from_config(&config.auth)?;
+        Ok(App {
             config,
             auth,
             dispatcher,
-        }
+        })
     }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 
 use crate::app::App;
-use crate::config::{Config, ServeArgs, StoreArgs};
+use crate::config::{AuthConfig, Config, ServeArgs, StoreArgs};
 use crate::server;
 use crate::store::{self, Create, Opened, Store};
 use crate::telemetry::{self, LogArgs};
@@ -180,10 +180,25 @@ fn serve(args: &ServeArgs) -> ExitCode {
         }
     };
     runtime.block_on(async move {
-        if matches!(config.auth, crate::config::AuthConfig::None) {
-            tracing::warn!(
+        match &config.auth {
+            AuthConfig::None => tracing::warn!(
                 "AUTH_MODE=none: every caller is accepted. Use this only on your own machine."
-            );
+            ),
+            AuthConfig::CloudRunIam(oidc) => tracing::info!(
+                allowed_emails = ?oidc.allowed_emails,
+                audiences = ?oidc.audiences,
+                "AUTH_MODE=cloud-run-iam trusts Cloud Run IAM to verify token signatures: deploy \
+                 with --no-allow-unauthenticated, or anyone can forge a stripped token"
+            ),
+            AuthConfig::GoogleOidc(oidc) => tracing::info!(
+                allowed_emails = ?oidc.allowed_emails,
+                audiences = ?oidc.audiences,
+                jwks_url = %oidc.jwks.url,
+                "verifying Google ID tokens"
+            ),
+            AuthConfig::ApiKey(api_key) => {
+                tracing::info!(header = %api_key.header, "checking an API key header")
+            }
         }
         let listen = config.listen;
         let app = match App::build(config, store).await {

@@ -13,19 +13,43 @@ use clap::{Args, ValueEnum};
 use reqwest::Url;
 
 use crate::clients::weather::{DEFAULT_FORECAST_URL, DEFAULT_GEOCODING_URL};
+use http::HeaderName;
+
+/// Google's JSON Web Key Set for the keys that sign Google ID tokens.
+pub const GOOGLE_JWKS_URL: &str = "https://www.googleapis.com/oauth2/v3/certs";
+
+/// The largest accepted `AUTH_LEEWAY_SECS`: Node's Google library uses 300 s, more is a smell.
+pub const MAX_LEEWAY_SECS: u64 = 300;
+
+/// The largest accepted `AUTH_TOKEN_CACHE_SIZE`.
+pub const MAX_TOKEN_CACHE_SIZE: u64 = 1_000_000;
+
+/// The shortest accepted `AUTH_API_KEY`.
+pub const MIN_API_KEY_CHARS: usize = 16;
 
 /// How webhook callers are authenticated (`AUTH_MODE`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum AuthMode {
+    /// Public ingress: verify the Google-signed ID token Dialogflow sends (signature with Google's
+    /// keys, issuer, audience, lifetime) and pin the caller's email.
+    GoogleOidc,
+    /// Behind Cloud Run IAM (`--no-allow-unauthenticated`): Cloud Run verified the token and
+    /// stripped its signature; check its claims and pin the caller's email.
+    CloudRunIam,
+    /// Dialogflow's custom-header authentication: a shared key in a header (not Authorization).
+    ApiKey,
     /// No authentication. Local testing only: refused on Cloud Run (`K_SERVICE` set).
     None,
 }
 
 impl fmt::Display for AuthMode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            AuthMode::None => f.write_str("none"),
-        }
+        f.write_str(match self {
+            AuthMode::GoogleOidc => "google-oidc",
+            AuthMode::CloudRunIam => "cloud-run-iam",
+            AuthMode::ApiKey => "api-key",
+            AuthMode::None => "none",
+        })
     }
 }
 
@@ -91,6 +115,44 @@ pub struct ServeArgs {
     /// How callers are authenticated. Required: there is no silent default.
     #[arg(long, env = "AUTH_MODE", value_enum)]
     pub auth_mode: Option<AuthMode>,
+
+    /// Accepted token audiences (`aud`), comma separated: the webhook URL as configured in
+    /// Dialogflow, path included. Required by google-oidc; checked by cloud-run-iam when set.
+    #[arg(long, env = "AUTH_AUDIENCES", value_delimiter = ',')]
+    pub auth_audiences: Vec<String>,
+
+    /// Caller emails allowed to call, comma separated (google-oidc, cloud-run-iam). Added to the
+    /// service agent derived from DIALOGFLOW_PROJECT_NUMBER.
+    #[arg(long, env = "AUTH_ALLOWED_EMAILS", value_delimiter = ',')]
+    pub auth_allowed_emails: Vec<String>,
+
+    /// Number of the project that owns the Dialogflow agent; allows its service agent
+    /// service-<N>@gcp-sa-dialogflow.iam.gserviceaccount.com to call.
+    #[arg(long, env = "DIALOGFLOW_PROJECT_NUMBER")]
+    pub dialogflow_project_number: Option<String>,
+
+    /// Where Google's token-signing keys are fetched from (a JSON Web Key Set).
+    #[arg(long, env = "AUTH_JWKS_URL", default_value = GOOGLE_JWKS_URL)]
+    pub auth_jwks_url: String,
+
+    /// Clock skew tolerated when checking a token's exp, iat and nbf, in seconds (at most 300).
+    #[arg(long, env = "AUTH_LEEWAY_SECS", default_value_t = 30)]
+    pub auth_leeway_secs: u64,
+
+    /// Header that carries the API key (api-key mode). Not Authorization: in Dialogflow CX a
+    /// custom Authorization header replaces the service agent's ID token.
+    #[arg(long, env = "AUTH_API_KEY_HEADER", default_value = "X-Api-Key")]
+    pub auth_api_key_header: String,
+
+    /// How many verified ID tokens to remember (by SHA-256) until they expire, so a token
+    /// Dialogflow sends again skips the RSA verification; 0 turns the cache off.
+    #[arg(long, env = "AUTH_TOKEN_CACHE_SIZE", default_value_t = 10_000)]
+    pub auth_token_cache_size: u64,
+
+    /// The API key (api-key mode), at least 16 characters. Prefer the environment variable (on
+    /// Cloud Run, from Secret Manager): a flag is visible in the process list.
+    #[arg(long, env = "AUTH_API_KEY", hide_env_values = true, value_parser = parse_secret)]
+    pub auth_api_key: Option<Secret>,
 
     /// Set by Cloud Run; its presence means "deployed", where AUTH_MODE=none is refused.
     #[arg(long = "k-service", env = "K_SERVICE", hide = true)]
@@ -233,6 +295,13 @@ fn without_query(url: &Url) -> String {
 /// Authentication settings, per mode.
 #[derive(Debug, Clone)]
 pub enum AuthConfig {
+    /// Full verification of Google-signed ID tokens (public ingress).
+    GoogleOidc(OidcConfig),
+    /// Claims of ID tokens Cloud Run IAM already verified (signature stripped); a token that still
+    /// carries a signature is verified fully.
+    CloudRunIam(OidcConfig),
+    /// A shared key in a custom header.
+    ApiKey(ApiKeyConfig),
     /// No authentication (local only).
     None,
 }
@@ -241,9 +310,81 @@ impl AuthConfig {
     /// The mode this configuration is for.
     pub fn mode(&self) -> AuthMode {
         match self {
+            AuthConfig::GoogleOidc(_) => AuthMode::GoogleOidc,
+            AuthConfig::CloudRunIam(_) => AuthMode::CloudRunIam,
+            AuthConfig::ApiKey(_) => AuthMode::ApiKey,
             AuthConfig::None => AuthMode::None,
         }
     }
+}
+
+/// Settings of the two ID-token modes.
+#[derive(Debug, Clone)]
+pub struct OidcConfig {
+    /// Accepted `aud` values. Never empty in google-oidc; empty in cloud-run-iam means "not
+    /// checked" (Cloud Run checked it).
+    pub audiences: Vec<String>,
+    /// Accepted `email` values, lowercase, never empty.
+    pub allowed_emails: Vec<String>,
+    /// Clock skew tolerated on `exp`, `iat` and `nbf`.
+    pub leeway: Duration,
+    /// Where and how Google's keys are fetched and cached.
+    pub jwks: JwksConfig,
+    /// Verified tokens remembered until they expire; 0 verifies every request.
+    pub token_cache_size: u64,
+}
+
+impl OidcConfig {
+    /// Settings with the default leeway and key-cache policy.
+    pub fn new(audiences: Vec<String>, allowed_emails: Vec<String>, jwks_url: String) -> Self {
+        OidcConfig {
+            audiences,
+            allowed_emails,
+            leeway: Duration::from_secs(30),
+            jwks: JwksConfig::new(jwks_url),
+            token_cache_size: 10_000,
+        }
+    }
+}
+
+/// The key-set cache policy. Only the URL is a setting; the rest are fixed policy that tests may
+/// shorten.
+#[derive(Debug, Clone)]
+pub struct JwksConfig {
+    /// The JSON Web Key Set URL (https, or http on loopback for tests and local tools).
+    pub url: String,
+    /// Shortest time a fetched key set is trusted to be current, whatever `Cache-Control` says.
+    pub min_ttl: Duration,
+    /// Longest time a fetched key set is trusted to be current, whatever `Cache-Control` says.
+    pub max_ttl: Duration,
+    /// Minimum time between two fetches caused by requests (an unknown `kid`, no keys yet), so a
+    /// flood of made-up key ids cannot turn into a flood of fetches.
+    pub refetch_interval: Duration,
+    /// Budget of one fetch, connection included.
+    pub fetch_timeout: Duration,
+}
+
+impl JwksConfig {
+    /// The default policy for `url`: trust a key set 60 s to 24 h, refetch on demand at most every
+    /// 10 s, give a fetch 3 s.
+    pub fn new(url: String) -> Self {
+        JwksConfig {
+            url,
+            min_ttl: Duration::from_secs(60),
+            max_ttl: Duration::from_secs(24 * 3600),
+            refetch_interval: Duration::from_secs(10),
+            fetch_timeout: Duration::from_secs(3),
+        }
+    }
+}
+
+/// Settings of the api-key mode.
+#[derive(Debug, Clone)]
+pub struct ApiKeyConfig {
+    /// The header carrying the key (never `authorization`).
+    pub header: HeaderName,
+    /// The expected key.
+    pub key: Secret,
 }
 
 /// A secret value (API key, password): usable, but never shown by `Debug` or `Display`.
@@ -266,6 +407,12 @@ impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Secret([redacted])")
     }
+}
+
+/// clap's parser for secret settings: wraps the value at once, so not even `ServeArgs`'s `Debug`
+/// can show it.
+fn parse_secret(value: &str) -> Result<Secret, std::convert::Infallible> {
+    Ok(Secret::new(value))
 }
 
 /// Every problem found in the settings, one line each.
@@ -365,26 +512,7 @@ impl Config {
             ));
         }
 
-        let on_cloud_run = args.k_service.as_deref().is_some_and(|s| !s.is_empty());
-        let auth = match args.auth_mode {
-            None => {
-                problems.push(
-                    "AUTH_MODE is not set: choose one explicitly with --auth-mode or AUTH_MODE \
-                     (`none` for local testing only)"
-                        .into(),
-                );
-                None
-            }
-            Some(AuthMode::None) if on_cloud_run => {
-                problems.push(
-                    "AUTH_MODE=none is refused on Cloud Run (K_SERVICE is set): the webhook would \
-                     answer anyone"
-                        .into(),
-                );
-                None
-            }
-            Some(AuthMode::None) => Some(AuthConfig::None),
-        };
+        let auth = auth_config(args, &mut problems);
 
         let weather = weather_config(&args.weather, args.deadline_ms, &mut problems);
         let booking_api = booking_api_config(&args.booking_api, &mut problems);
@@ -467,7 +595,7 @@ fn booking_api_config(
         return None;
     };
     let url = parse_url("BOOKING_API_URL", raw, problems)?;
-    if url.scheme() == "http" && !is_loopback(&url) {
+    if url.scheme() == "http" && !is_loopback(url.host_str().unwrap_or_default()) {
         problems.push(
             "BOOKING_API_URL: use https (http is accepted for localhost only): requests carry an \
              ID token"
@@ -502,9 +630,176 @@ fn parse_url(name: &str, raw: &str, problems: &mut Vec<String>) -> Option<Url> {
     None
 }
 
-/// True when the URL's host is `localhost` or a loopback address.
-fn is_loopback(url: &Url) -> bool {
-    let host = url.host_str().unwrap_or_default();
+/// Validates the authentication settings into the chosen mode's [`AuthConfig`], adding one line
+/// per problem. Values are checked whenever they are set, so a typo is reported even in a mode that
+/// does not use it; what a mode *needs* is checked for that mode only.
+fn auth_config(args: &ServeArgs, problems: &mut Vec<String>) -> Option<AuthConfig> {
+    let audiences = list(&args.auth_audiences);
+    for aud in &audiences {
+        if aud.contains(char::is_whitespace) {
+            problems.push(format!("AUTH_AUDIENCES: `{aud}` contains whitespace"));
+        }
+    }
+
+    let mut emails = Vec::new();
+    for email in list(&args.auth_allowed_emails) {
+        match email.split_once('@') {
+            Some((local, domain))
+                if !local.is_empty()
+                    && domain.contains('.')
+                    && !email.contains(char::is_whitespace) =>
+            {
+                emails.push(email.to_ascii_lowercase())
+            }
+            _ => problems.push(format!(
+                "AUTH_ALLOWED_EMAILS: `{email}` is not an email address"
+            )),
+        }
+    }
+    match args.dialogflow_project_number.as_deref().map(str::trim) {
+        None | Some("") => {}
+        Some(n) if n.len() <= 20 && n.bytes().all(|b| b.is_ascii_digit()) => emails.push(format!(
+            "service-{n}@gcp-sa-dialogflow.iam.gserviceaccount.com"
+        )),
+        Some(n) => problems.push(format!(
+            "DIALOGFLOW_PROJECT_NUMBER: `{n}` is not a project number (digits only; the project \
+             id is not accepted)"
+        )),
+    }
+    emails.sort();
+    emails.dedup();
+
+    if args.auth_leeway_secs > MAX_LEEWAY_SECS {
+        problems.push(format!(
+            "AUTH_LEEWAY_SECS: {} is more than {MAX_LEEWAY_SECS}",
+            args.auth_leeway_secs
+        ));
+    }
+    if args.auth_token_cache_size > MAX_TOKEN_CACHE_SIZE {
+        problems.push(format!(
+            "AUTH_TOKEN_CACHE_SIZE: {} is more than {MAX_TOKEN_CACHE_SIZE}",
+            args.auth_token_cache_size
+        ));
+    }
+    if let Err(why) = check_jwks_url(&args.auth_jwks_url) {
+        problems.push(format!("AUTH_JWKS_URL: `{}` {why}", args.auth_jwks_url));
+    }
+
+    let header = match HeaderName::from_bytes(args.auth_api_key_header.trim().as_bytes()) {
+        Ok(name) if name == http::header::AUTHORIZATION => {
+            problems.push(
+                "AUTH_API_KEY_HEADER: Authorization is refused: in Dialogflow CX a custom \
+                 Authorization header replaces the service agent's ID token; use e.g. X-Api-Key"
+                    .into(),
+            );
+            None
+        }
+        Ok(name) => Some(name),
+        Err(_) => {
+            problems.push(format!(
+                "AUTH_API_KEY_HEADER: `{}` is not a valid header name",
+                args.auth_api_key_header
+            ));
+            None
+        }
+    };
+    if let Some(key) = &args.auth_api_key {
+        let key = key.expose();
+        if key.chars().count() < MIN_API_KEY_CHARS {
+            problems.push(format!(
+                "AUTH_API_KEY: shorter than {MIN_API_KEY_CHARS} characters; use a long random \
+                 value (e.g. `openssl rand -base64 32`)"
+            ));
+        } else if !key.bytes().all(|b| b.is_ascii_graphic()) {
+            problems.push(
+                "AUTH_API_KEY: only visible ASCII characters (no spaces) can travel in a header"
+                    .into(),
+            );
+        }
+    }
+
+    let oidc = |mode: AuthMode, problems: &mut Vec<String>| {
+        if mode == AuthMode::GoogleOidc && audiences.is_empty() {
+            problems.push(
+                "AUTH_MODE=google-oidc needs AUTH_AUDIENCES: the webhook URL as configured in \
+                 Dialogflow, path included"
+                    .into(),
+            );
+        }
+        if emails.is_empty() {
+            problems.push(format!(
+                "AUTH_MODE={mode} needs AUTH_ALLOWED_EMAILS or DIALOGFLOW_PROJECT_NUMBER: which \
+                 caller to accept"
+            ));
+        }
+        let mut config = OidcConfig::new(
+            audiences.clone(),
+            emails.clone(),
+            args.auth_jwks_url.trim().to_owned(),
+        );
+        config.leeway = Duration::from_secs(args.auth_leeway_secs);
+        config.token_cache_size = args.auth_token_cache_size;
+        config
+    };
+    let on_cloud_run = args.k_service.as_deref().is_some_and(|s| !s.is_empty());
+    match args.auth_mode {
+        None => {
+            problems.push(
+                "AUTH_MODE is not set: choose one explicitly with --auth-mode or AUTH_MODE \
+                 (google-oidc, cloud-run-iam, api-key, or `none` for local testing only)"
+                    .into(),
+            );
+            None
+        }
+        Some(AuthMode::None) if on_cloud_run => {
+            problems.push(
+                "AUTH_MODE=none is refused on Cloud Run (K_SERVICE is set): the webhook would \
+                 answer anyone"
+                    .into(),
+            );
+            None
+        }
+        Some(AuthMode::None) => Some(AuthConfig::None),
+        Some(mode @ AuthMode::GoogleOidc) => Some(AuthConfig::GoogleOidc(oidc(mode, problems))),
+        Some(mode @ AuthMode::CloudRunIam) => Some(AuthConfig::CloudRunIam(oidc(mode, problems))),
+        Some(AuthMode::ApiKey) => {
+            if args.auth_api_key.is_none() {
+                problems.push(
+                    "AUTH_MODE=api-key needs AUTH_API_KEY (on Cloud Run, from Secret Manager)"
+                        .into(),
+                );
+            }
+            Some(AuthConfig::ApiKey(ApiKeyConfig {
+                header: header?,
+                key: args.auth_api_key.clone()?,
+            }))
+        }
+    }
+}
+
+/// Trimmed, non-empty entries of a comma-separated setting.
+fn list(values: &[String]) -> Vec<String> {
+    values
+        .iter()
+        .map(|v| v.trim())
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The key set must come over https; plain http only from this machine (tests, dev tools).
+fn check_jwks_url(url: &str) -> Result<(), &'static str> {
+    let uri: http::Uri = url.trim().parse().map_err(|_| "is not a URL")?;
+    let host = uri.host().ok_or("has no host")?;
+    match uri.scheme_str() {
+        Some("https") => Ok(()),
+        Some("http") if is_loopback(host) => Ok(()),
+        Some("http") => Err("must use https (plain http only on loopback)"),
+        _ => Err("must be an https URL"),
+    }
+}
+
+fn is_loopback(host: &str) -> bool {
     host.eq_ignore_ascii_case("localhost")
         || host
             .trim_start_matches('[')
@@ -569,6 +864,177 @@ mod tests {
         assert_eq!(c.deadline, Duration::from_millis(4500));
         assert_eq!(c.shutdown_grace, Duration::from_secs(8));
         assert_eq!(c.webhook_paths, vec!["/webhook".to_string()]);
+    }
+
+    fn auth_of(args: &[&str]) -> Result<AuthConfig, ConfigErrors> {
+        let mut args = parse(args);
+        args.k_service = None;
+        Config::from_args(&args).map(|c| c.auth)
+    }
+
+    const HOOK: &str = "https://hook.example/webhook";
+
+    #[test]
+    fn google_oidc_derives_the_service_agent_from_the_project_number() {
+        let auth = auth_of(&[
+            "--auth-mode",
+            "google-oidc",
+            "--auth-audiences",
+            &format!("{HOOK}, https://other.example/x"),
+            "--dialogflow-project-number",
+            "123456789",
+            "--auth-allowed-emails",
+            "Ops@Example.com",
+        ])
+        .unwrap();
+        let AuthConfig::GoogleOidc(oidc) = auth else {
+            panic!("{auth:?}")
+        };
+        assert_eq!(oidc.audiences, [HOOK, "https://other.example/x"]);
+        assert_eq!(
+            oidc.allowed_emails,
+            [
+                "ops@example.com",
+                "service-123456789@gcp-sa-dialogflow.iam.gserviceaccount.com"
+            ]
+        );
+        assert_eq!(oidc.leeway, Duration::from_secs(30));
+        assert_eq!(oidc.jwks.url, GOOGLE_JWKS_URL);
+    }
+
+    #[test]
+    fn google_oidc_names_each_missing_setting() {
+        let err = auth_of(&["--auth-mode", "google-oidc"]).unwrap_err();
+        assert_eq!(err.0.len(), 2, "{err}");
+        assert!(err.0[0].contains("needs AUTH_AUDIENCES"), "{err}");
+        assert!(
+            err.0[1].contains("needs AUTH_ALLOWED_EMAILS or DIALOGFLOW_PROJECT_NUMBER"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn cloud_run_iam_needs_a_caller_but_not_audiences() {
+        let err = auth_of(&["--auth-mode", "cloud-run-iam"]).unwrap_err();
+        assert_eq!(err.0.len(), 1, "{err}");
+        assert!(err.0[0].starts_with("AUTH_MODE=cloud-run-iam needs AUTH_ALLOWED_EMAILS"));
+        let auth = auth_of(&[
+            "--auth-mode",
+            "cloud-run-iam",
+            "--dialogflow-project-number",
+            "42",
+        ])
+        .unwrap();
+        assert!(matches!(auth, AuthConfig::CloudRunIam(ref o) if o.audiences.is_empty()));
+    }
+
+    #[test]
+    fn bad_auth_values_are_each_reported() {
+        let err = auth_of(&[
+            "--auth-mode",
+            "google-oidc",
+            "--auth-audiences",
+            HOOK,
+            "--dialogflow-project-number",
+            "my-project",
+            "--auth-allowed-emails",
+            "not-an-email",
+            "--auth-leeway-secs",
+            "301",
+            "--auth-jwks-url",
+            "http://keys.example/certs",
+            "--auth-token-cache-size",
+            "2000000",
+        ])
+        .unwrap_err();
+        let text = err.to_string();
+        for says in [
+            "DIALOGFLOW_PROJECT_NUMBER: `my-project` is not a project number",
+            "AUTH_ALLOWED_EMAILS: `not-an-email`",
+            "AUTH_LEEWAY_SECS: 301 is more than 300",
+            "AUTH_JWKS_URL: `http://keys.example/certs` must use https",
+            "AUTH_TOKEN_CACHE_SIZE: 2000000 is more than 1000000",
+            "needs AUTH_ALLOWED_EMAILS or DIALOGFLOW_PROJECT_NUMBER",
+        ] {
+            assert!(text.contains(says), "missing {says:?} in:\n{text}");
+        }
+        assert_eq!(err.0.len(), 6, "{text}");
+    }
+
+    #[test]
+    fn jwks_url_may_be_plain_http_only_on_loopback() {
+        for ok in [
+            GOOGLE_JWKS_URL,
+            "http://127.0.0.1:9000/certs",
+            "http://localhost/c",
+            "http://[::1]:1/c",
+        ] {
+            assert_eq!(check_jwks_url(ok), Ok(()), "{ok}");
+        }
+        for bad in ["http://10.0.0.1/c", "ftp://x/c", "certs", ""] {
+            assert!(check_jwks_url(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn api_key_mode_needs_a_long_key_in_a_header_other_than_authorization() {
+        let err = auth_of(&["--auth-mode", "api-key"]).unwrap_err();
+        assert_eq!(
+            err.0,
+            ["AUTH_MODE=api-key needs AUTH_API_KEY (on Cloud Run, from Secret Manager)"]
+        );
+        let err = auth_of(&[
+            "--auth-mode",
+            "api-key",
+            "--auth-api-key",
+            "short",
+            "--auth-api-key-header",
+            "Authorization",
+        ])
+        .unwrap_err();
+        assert_eq!(err.0.len(), 2, "{err}");
+        assert!(err.0[0].starts_with("AUTH_API_KEY_HEADER: Authorization is refused"));
+        assert!(err.0[1].starts_with("AUTH_API_KEY: shorter than 16"));
+        let err = auth_of(&[
+            "--auth-mode",
+            "api-key",
+            "--auth-api-key",
+            "has a space in it!!",
+        ])
+        .unwrap_err();
+        assert!(err.0[0].contains("visible ASCII"), "{err}");
+
+        let auth = auth_of(&[
+            "--auth-mode",
+            "api-key",
+            "--auth-api-key",
+            "0123456789abcdef",
+            "--auth-api-key-header",
+            "X-Webhook-Key",
+        ])
+        .unwrap();
+        let AuthConfig::ApiKey(api) = auth else {
+            panic!("{auth:?}")
+        };
+        assert_eq!(api.header, "x-webhook-key");
+        assert_eq!(api.key.expose(), "0123456789abcdef");
+    }
+
+    #[test]
+    fn the_api_key_never_shows_in_debug_output() {
+        let args = parse(&[
+            "--auth-mode",
+            "api-key",
+            "--auth-api-key",
+            "0123456789abcdef-secret",
+        ]);
+        assert!(!format!("{args:?}").contains("0123456789abcdef"));
+        let config = Config::from_args(&ServeArgs {
+            k_service: None,
+            ..args
+        })
+        .unwrap();
+        assert!(!format!("{config:?}").contains("0123456789abcdef"));
     }
 
     #[test]

@@ -8,7 +8,8 @@
 //! A webhook request passes, in order (each step can end it with a JSON error):
 //! 1. route: `POST <webhook path>`, `GET|HEAD /health`; else 404, or 405 with `Allow`;
 //! 2. auth: the [`crate::auth::Authenticator`] (401/403/503) — before the body is read, so an
-//!    unauthenticated caller cannot make the server buffer anything;
+//!    unauthenticated caller cannot make the server buffer anything; the caller's email (or, on a
+//!    refusal, the email the token named) goes into the call's log line;
 //! 3. body: `Content-Type` must be JSON (415), at most `max_body_bytes` (413), sent within
 //!    `body_read_timeout` (408), a JSON object that is a `WebhookRequest` (400);
 //! 4. dispatch under the deadline (always a 200 answer from here on), encoded within 64 KiB.
@@ -256,6 +257,8 @@ struct CallSummary {
     route: &'static str,
     outcome: &'static str,
     error_code: &'static str,
+    /// The caller's email, when authentication established (or a refused token named) one.
+    caller: Option<String>,
 }
 
 async fn webhook(app: &App, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
@@ -277,11 +280,19 @@ async fn webhook(app: &App, req: Request<Incoming>, peer: SocketAddr) -> Respons
             status,
             route = summary.route,
             outcome = summary.outcome,
+            caller = summary.caller.as_deref(),
             latency_ms,
             "webhook call"
         );
     } else {
-        tracing::warn!(status, error = summary.error_code, %peer, latency_ms, "webhook call refused");
+        tracing::warn!(
+            status,
+            error = summary.error_code,
+            caller = summary.caller.as_deref(),
+            %peer,
+            latency_ms,
+            "webhook call refused"
+        );
     }
     response
 }
@@ -293,7 +304,11 @@ async fn webhook_inner(
     summary: &mut CallSummary,
 ) -> Result<Response<Body>, HttpError> {
     let config = &app.config;
-    app.auth.authenticate(req.headers()).await?;
+    let caller = app.auth.authenticate(req.headers()).await.map_err(|e| {
+        summary.caller = e.email.clone();
+        HttpError::from(e)
+    })?;
+    summary.caller = caller.email;
 
     let content_type = req
         .headers()
@@ -411,7 +426,7 @@ mod tests {
     fn webhook_paths_match_prefixes_on_segment_boundaries() {
         let mut config = crate::config::Config::local();
         config.webhook_paths = vec!["/webhook".into(), "/dialogflow".into()];
-        let app = App::new(config, crate::handlers::Dispatcher::new(vec![]).unwrap());
+        let app = App::new(config, crate::handlers::Dispatcher::new(vec![]).unwrap()).unwrap();
         for ok in [
             "/webhook",
             "/webhook/",

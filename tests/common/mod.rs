@@ -1,8 +1,10 @@
 //! Shared test support: `spawn_app()` starts the real server on an ephemeral loopback port with a
-//! per-test configuration, and `TestApp` speaks real HTTP to it; `spawn_fake()` starts a local fake
+//! per-test configuration, and `TestApp` speaks real HTTP to it; [`idp`] stands in for Google's
+//! keys and tokens; `spawn_fake()` starts a local fake
 //! of an outside service.
 #![allow(dead_code)]
 
+pub mod idp;
 pub mod process;
 
 use std::future::Future;
@@ -11,6 +13,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use cx_webhook::auth::keys::KeyCache;
+use cx_webhook::config::{AuthConfig, OidcConfig};
 use cx_webhook::handlers::{self, Dispatcher};
 use cx_webhook::store::{Create, Store};
 use cx_webhook::{App, Config};
@@ -21,6 +25,7 @@ use hyper::service::service_fn;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use idp::{AGENT, AUDIENCE, Idp};
 use jiff::ToSpan;
 use jiff::civil::{Date, Weekday};
 use serde_json::{Value, json};
@@ -30,6 +35,8 @@ use tokio::task::JoinHandle;
 /// A running server and a client for it.
 pub struct TestApp {
     pub addr: SocketAddr,
+    /// The running service (to look at its authenticator's key cache).
+    pub app: Arc<App>,
     pub client: Client<HttpConnector, Full<Bytes>>,
     /// The app's database (a fresh seeded file per app).
     pub store: Store,
@@ -135,7 +142,8 @@ pub async fn spawn_with(mut config: Config, customize: impl FnOnce(&mut Dispatch
     let deps = App::deps(&config, store.clone()).await.unwrap();
     let mut dispatcher = Dispatcher::new(handlers::table(&deps)).unwrap();
     customize(&mut dispatcher);
-    let mut app = spawn_app_from(App::new(config, dispatcher), store).await;
+    let app = App::new(config, dispatcher).expect("the app builds");
+    let mut app = spawn_app_from(app, store).await;
     app._dir = Some(dir);
     app
 }
@@ -168,15 +176,13 @@ pub async fn spawn_app_from(app: App, store: Store) -> TestApp {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = oneshot::channel::<()>();
-    let handle = tokio::spawn(cx_webhook::server::run(
-        listener,
-        Arc::new(app),
-        async move {
-            let _ = rx.await;
-        },
-    ));
+    let app = Arc::new(app);
+    let handle = tokio::spawn(cx_webhook::server::run(listener, app.clone(), async move {
+        let _ = rx.await;
+    }));
     TestApp {
         addr,
+        app,
         client: Client::builder(TokioExecutor::new()).build_http(),
         store,
         _dir: None,
@@ -232,6 +238,20 @@ impl TestApp {
         .await
     }
 
+    /// POST the fallback fixture to `/webhook` with `headers` besides the JSON content type.
+    pub async fn post_with(&self, headers: &[(&str, &str)]) -> Answer {
+        let mut all = vec![("content-type", "application/json")];
+        all.extend_from_slice(headers);
+        self.call(Method::POST, "/webhook", &all, fixture("unknown-tag.json"))
+            .await
+    }
+
+    /// POST the fallback fixture to `/webhook` with `Authorization: Bearer <token>`.
+    pub async fn post_bearer(&self, token: &str) -> Answer {
+        self.post_with(&[("authorization", &format!("Bearer {token}"))])
+            .await
+    }
+
     /// POST a fixture to `/webhook`.
     pub async fn post_fixture(&self, name: &str) -> Answer {
         self.post_webhook(fixture(name)).await
@@ -258,4 +278,60 @@ impl TestApp {
             .expect("server stops within 30 s")
             .expect("server task")
     }
+}
+
+/// Asserts a 200 webhook answer with some text.
+pub fn assert_ok(a: &Answer) {
+    assert_eq!(
+        a.status,
+        StatusCode::OK,
+        "{:?}",
+        String::from_utf8_lossy(&a.body)
+    );
+    assert!(!a.texts().is_empty());
+}
+
+/// The server with the standard table and `auth`.
+pub async fn spawn_auth(auth: AuthConfig) -> TestApp {
+    let mut config = Config::local();
+    config.auth = auth;
+    spawn_with(config, |_| {}).await
+}
+
+/// ID-token settings for `idp`'s keys, the test audience and the service agent, as `tweak` says.
+pub fn oidc(idp: &Idp, tweak: impl FnOnce(&mut OidcConfig)) -> OidcConfig {
+    let mut config = OidcConfig::new(vec![AUDIENCE.into()], vec![AGENT.into()], idp.url());
+    tweak(&mut config);
+    config
+}
+
+/// The server in google-oidc mode against `idp`, once its first key set is in.
+pub async fn google_oidc(idp: &Idp) -> TestApp {
+    let app = spawn_auth(AuthConfig::GoogleOidc(oidc(idp, |_| {}))).await;
+    wait_for_keys(&app, idp).await;
+    app
+}
+
+/// The app's key cache (ID-token modes only).
+pub fn keys(app: &TestApp) -> &KeyCache {
+    app.app.auth.keys().expect("an ID-token mode")
+}
+
+/// Waits until `cond` holds (panics after 10 s).
+pub async fn until(what: &str, cond: impl Fn() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !cond() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not within 10 s: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Waits for the app's first key set, and checks it took exactly one fetch.
+pub async fn wait_for_keys(app: &TestApp, idp: &Idp) {
+    idp.wait_for_fetches(1).await;
+    until("the first key set is in", || keys(app).has_keys()).await;
+    assert_eq!(idp.fetches(), 1, "one fetch at start");
 }
