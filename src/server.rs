@@ -183,10 +183,14 @@ impl From<AuthError> for HttpError {
         let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::UNAUTHORIZED);
         let mut error = HttpError::new(status, e.code, e.message);
         if status == StatusCode::UNAUTHORIZED {
-            let challenge = format!(
-                "Bearer error=\"invalid_token\", error_description=\"{}\"",
-                e.code
-            );
+            // RFC 6750 §3.1: no error attribute when no credentials were sent at all.
+            let challenge = match e.code {
+                "missing_token" | "missing_api_key" => "Bearer realm=\"cx-webhook\"".to_owned(),
+                code => format!(
+                    "Bearer realm=\"cx-webhook\", error=\"invalid_token\", \
+                     error_description=\"{code}\""
+                ),
+            };
             if let Ok(v) = HeaderValue::from_str(&challenge) {
                 error = error.with_header(header::WWW_AUTHENTICATE, v);
             }

@@ -79,10 +79,14 @@ async fn missing_and_malformed_credentials_are_401() {
 
     let a = app.post_with(&[]).await;
     assert_refused(&a, 401, "missing_token", "");
+    // RFC 6750: no error attribute when no credentials were sent; one when they were bad.
+    assert_eq!(a.headers["www-authenticate"], "Bearer realm=\"cx-webhook\"");
     let a = app
         .post_with(&[("authorization", "Basic ZGlhbG9nZmxvdzpodW50ZXIy")])
         .await;
     assert_refused(&a, 401, "unsupported_scheme", "");
+    let challenge = a.headers["www-authenticate"].to_str().unwrap();
+    assert!(challenge.contains("error=\"invalid_token\""), "{challenge}");
 
     let cases = [
         ("two segments", format!("{header}.{payload}")),
