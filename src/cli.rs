@@ -1,5 +1,6 @@
-//! The command line: `cx-webhook [serve] [OPTIONS]`. Every option is also an environment variable
-//! (shown in `--help`), which is how Cloud Run configures the service.
+//! The command line: `cx-webhook [serve] [OPTIONS]`, `cx-webhook db ...` and `cx-webhook send ...`.
+//! Every option is also an environment variable (shown in `--help`), which is how Cloud Run
+//! configures the service.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -8,6 +9,7 @@ use clap::{Parser, Subcommand};
 
 use crate::app::App;
 use crate::config::{AuthConfig, Config, ServeArgs, StoreArgs};
+use crate::send::{self, SendArgs};
 use crate::server;
 use crate::store::{self, Create, Opened, Store};
 use crate::telemetry::{self, LogArgs};
@@ -44,6 +46,11 @@ pub enum Command {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// Post one WebhookRequest to a webhook as Dialogflow would, and print the answer.
+    ///
+    /// The status line and latency go to stderr, the answer to stdout. Exit code: 0 for a 2xx
+    /// answer, 1 for any other status, 2 when nothing could be sent.
+    Send(SendArgs),
 }
 
 /// `cx-webhook db ...`.
@@ -64,13 +71,19 @@ pub enum DbAction {
 /// Parses the command line, sets up logging and runs the chosen command.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Err(e) = telemetry::init(&cli.log) {
+    // `send` logs to stderr: its stdout is the webhook's answer, kept parseable.
+    let init = match cli.command {
+        Some(Command::Send(_)) => telemetry::init_stderr(&cli.log),
+        _ => telemetry::init(&cli.log),
+    };
+    if let Err(e) = init {
         eprintln!("{e}");
         return ExitCode::from(2);
     }
     match cli.command {
         Some(Command::Serve(args)) => serve(&args),
         Some(Command::Db { action, store }) => db(&action, &store),
+        Some(Command::Send(args)) => send::main(&args),
         None => serve(&cli.serve),
     }
 }

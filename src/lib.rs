@@ -1,7 +1,8 @@
 //! cx-webhook: a Dialogflow CX webhook service for Google Cloud Run.
 //!
 //! Crate map (dependencies point down this list, never up):
-//! - [`cli`]: the command line (`serve`, the default); the binary's `main` only calls it.
+//! - [`cli`]: the command line (`serve`, the default; `db`; `send`); the binary's `main` only calls it.
+//! - [`send`]: `cx-webhook send`, a client that posts a `WebhookRequest` as Dialogflow would.
 //! - [`config`]: typed settings from flags and environment, validated at start.
 //! - [`telemetry`]: Cloud Logging JSON lines, trace correlation.
 //! - [`server`]: hyper accept loop, routes, body limits, graceful shutdown.
@@ -24,6 +25,7 @@ pub mod config;
 pub mod cx;
 pub mod domain;
 pub mod handlers;
+pub mod send;
 pub mod server;
 pub mod store;
 pub mod telemetry;

@@ -48,27 +48,39 @@ pub struct LogArgs {
     pub project_id: Option<String>,
 }
 
-/// Installs the global subscriber. Fails if the filter does not parse or a subscriber exists.
+/// Installs the global subscriber, writing to stdout. Fails if the filter does not parse or a
+/// subscriber exists.
 pub fn init(args: &LogArgs) -> Result<(), String> {
+    init_with(args, std::io::stdout, std::io::stdout().is_terminal())
+}
+
+/// Like [`init`], writing to stderr: for commands whose stdout is their result.
+pub fn init_stderr(args: &LogArgs) -> Result<(), String> {
+    init_with(args, std::io::stderr, std::io::stderr().is_terminal())
+}
+
+fn init_with<W>(args: &LogArgs, make_writer: W, terminal: bool) -> Result<(), String>
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
     let filter = EnvFilter::try_new(&args.log_filter)
         .map_err(|e| format!("RUST_LOG: `{}` is not a valid filter: {e}", args.log_filter))?;
-    let format = args
-        .log_format
-        .unwrap_or(if std::io::stdout().is_terminal() {
-            LogFormat::Text
-        } else {
-            LogFormat::Json
-        });
+    let format = args.log_format.unwrap_or(if terminal {
+        LogFormat::Text
+    } else {
+        LogFormat::Json
+    });
     let registry = tracing_subscriber::registry().with(filter);
     let result = match format {
         LogFormat::Json => registry
-            .with(CloudLoggingLayer::new(
-                args.project_id.clone(),
-                std::io::stdout,
-            ))
+            .with(CloudLoggingLayer::new(args.project_id.clone(), make_writer))
             .try_init(),
         LogFormat::Text => registry
-            .with(tracing_subscriber::fmt::layer().with_target(false))
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_target(false)
+                    .with_writer(make_writer),
+            )
             .try_init(),
     };
     result.map_err(|e| format!("logging: {e}"))
@@ -217,12 +229,16 @@ where
     }
 }
 
-/// An error and its sources, joined by `: ` (for logs; never shown to callers).
+/// An error and its sources, joined by `: ` (for logs; never shown to callers). A source whose text
+/// the message already holds is left out, since some libraries repeat their causes in their messages.
 pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     let mut out = error.to_string();
     let mut source = error.source();
     while let Some(e) = source {
-        let _ = write!(out, ": {e}");
+        let text = e.to_string();
+        if !out.contains(&text) {
+            let _ = write!(out, ": {text}");
+        }
         source = e.source();
     }
     out
@@ -311,6 +327,35 @@ mod tests {
         fn make_writer(&'a self) -> Buf {
             self.clone()
         }
+    }
+
+    /// An error with a message and an optional cause.
+    #[derive(Debug, thiserror::Error)]
+    #[error("{message}")]
+    struct Failure {
+        message: String,
+        #[source]
+        cause: Option<Box<Failure>>,
+    }
+
+    fn failure(message: &str, cause: Option<Failure>) -> Failure {
+        Failure {
+            message: message.into(),
+            cause: cause.map(Box::new),
+        }
+    }
+
+    #[test]
+    fn error_chains_name_each_cause_once() {
+        let io = failure("connection refused", None);
+        let transport = failure("transport error: connection refused", Some(io));
+        let top = failure("cannot fetch the token", Some(transport));
+        assert_eq!(
+            error_chain(&top),
+            "cannot fetch the token: transport error: connection refused"
+        );
+        let plain = failure("a", Some(failure("b", Some(failure("c", None)))));
+        assert_eq!(error_chain(&plain), "a: b: c");
     }
 
     fn capture(project: Option<&str>, f: impl FnOnce()) -> Vec<Value> {
