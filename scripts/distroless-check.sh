@@ -43,6 +43,21 @@ user=$(sed -n 's/^USER \(.*\)$/\1/p' Dockerfile)
 [ "$user" = 65532:65532 ] || fail "the Dockerfile's USER is '$user', not 65532:65532"
 echo "   entrypoint $entrypoint $command, database $db_path, user $user"
 
+step "Dockerfile dependency layer: the manifest, lock file and benches build with stub sources"
+# Mirrors the layer's COPY lines and stubs; `cargo check` shares target/ without touching its binaries.
+grep -Eq '^COPY Cargo.toml Cargo.lock \./$' Dockerfile && grep -Eq '^COPY benches \./benches$' Dockerfile ||
+  fail "the Dockerfile's dependency layer no longer copies Cargo.toml, Cargo.lock and benches"
+target_dir=$PWD/target
+context=$(mktemp -d "${TMPDIR:-/tmp}/cx-webhook-context.XXXXXX")
+mkdir -p "$context/src"
+cp Cargo.toml Cargo.lock "$context/"
+cp -r benches "$context/"
+echo 'fn main() {}' >"$context/src/main.rs"
+: >"$context/src/lib.rs"
+(cd "$context" && CARGO_TARGET_DIR="$target_dir" cargo check --locked --quiet --bin cx-webhook) ||
+  { rm -rf "$context"; fail "the Dockerfile's dependency layer would not build"; }
+rm -rf "$context"
+
 bin=${1:-}
 if [ -z "$bin" ]; then
   step "cargo build --release"
