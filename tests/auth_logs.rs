@@ -7,32 +7,11 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
-
 use common::idp::{self, AGENT, Idp, agent_claims, key, with};
+use common::logs::LogBuffer;
 use common::{assert_ok, google_oidc};
 use http::StatusCode;
 use serde_json::{Value, json};
-
-#[derive(Clone, Default)]
-struct LogBuffer(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for LogBuffer {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogBuffer {
-    type Writer = LogBuffer;
-    fn make_writer(&'a self) -> LogBuffer {
-        self.clone()
-    }
-}
 
 #[tokio::test]
 async fn refusals_log_the_reason_and_the_caller_but_never_the_token() {
@@ -66,7 +45,7 @@ async fn refusals_log_the_reason_and_the_caller_but_never_the_token() {
     assert_ok(&app.post_bearer(&good).await);
     drop(guard);
 
-    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let text = logs.text();
     let lines: Vec<Value> = text
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())

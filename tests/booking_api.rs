@@ -11,13 +11,13 @@ use std::collections::HashMap;
 mod common;
 
 use std::convert::Infallible;
-use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use common::spawn_fake;
+use common::logs::LogBuffer;
+use common::{spawn_fake, spawn_fake_forever};
 use cx_webhook::clients::booking_api::{
     BookingApiClient, BookingApiError, BookingConfirmation, BookingRequest,
 };
@@ -29,7 +29,6 @@ use hyper::body::Incoming;
 use jiff::civil::{date, time};
 use serde_json::{Value, json};
 use tokio::sync::watch;
-use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
 
 /// Part of every fake token; it must never appear in a log line.
@@ -107,32 +106,6 @@ impl Setup {
     }
 }
 
-#[derive(Clone, Default)]
-struct LogBuffer(Arc<Mutex<Vec<u8>>>);
-
-impl LogBuffer {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
-
-impl Write for LogBuffer {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> MakeWriter<'a> for LogBuffer {
-    type Writer = LogBuffer;
-    fn make_writer(&'a self) -> LogBuffer {
-        self.clone()
-    }
-}
-
 /// Every test calls this first, before anything reads the environment.
 fn setup() -> &'static Setup {
     static SETUP: OnceLock<Setup> = OnceLock::new();
@@ -145,19 +118,7 @@ fn setup() -> &'static Setup {
 
         let metadata = Arc::new(Mutex::new(Metadata::default()));
         let recorded = metadata.clone();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async move {
-                let addr = spawn_fake(move |req| metadata_server(recorded.clone(), req)).await;
-                tx.send(addr).unwrap();
-                std::future::pending::<()>().await
-            });
-        });
-        let addr = rx.recv().unwrap();
+        let addr = spawn_fake_forever(move |req| metadata_server(recorded.clone(), req));
         // An empty home inside target/: no gcloud ADC file to find there.
         let home = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("booking-api-home");
         std::fs::create_dir_all(&home).unwrap();

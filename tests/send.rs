@@ -18,8 +18,6 @@ use common::process::{Binary, signal, wait_exit};
 use http::{Request, Response};
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 
 /// The metadata server's ID token path (google-cloud-auth asks the default service account).
@@ -187,32 +185,11 @@ struct FakeGoogle {
 
 impl FakeGoogle {
     fn start() -> FakeGoogle {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let addr = listener.local_addr().unwrap();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let record = seen.clone();
-        // Serves until the test process ends.
-        std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-                while let Ok((stream, _)) = listener.accept().await {
-                    let record = record.clone();
-                    tokio::spawn(async move {
-                        let service = service_fn(move |request: Request<Incoming>| {
-                            let answer = answer(&record, &request);
-                            async move { Ok::<_, Infallible>(answer) }
-                        });
-                        let _ = hyper::server::conn::http1::Builder::new()
-                            .serve_connection(TokioIo::new(stream), service)
-                            .await;
-                    });
-                }
-            });
+        let addr = common::spawn_fake_forever(move |request: Request<Incoming>| {
+            let answer = answer(&record, &request);
+            async move { Ok::<_, Infallible>(answer) }
         });
         FakeGoogle { addr, seen }
     }

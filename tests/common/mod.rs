@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod idp;
+pub mod logs;
 pub mod process;
 
 use std::future::Future;
@@ -169,6 +170,28 @@ where
         }
     });
     addr
+}
+
+/// Like [`spawn_fake`], on a thread and runtime of its own, so the fake outlives every test's runtime
+/// (for process-wide fakes such as the GCE metadata server). Serves until the process ends.
+pub fn spawn_fake_forever<F, Fut, E>(handle: F) -> SocketAddr
+where
+    F: Fn(Request<Incoming>) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = Result<Response<Full<Bytes>>, E>> + Send + 'static,
+    E: Into<Box<dyn std::error::Error + Send + Sync>> + 'static,
+{
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            tx.send(spawn_fake(handle).await).unwrap();
+            std::future::pending::<()>().await
+        });
+    });
+    rx.recv().unwrap()
 }
 
 /// The server for a fully built app over `store`.
