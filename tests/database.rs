@@ -6,9 +6,8 @@ mod common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
-use std::time::Duration;
 
-use common::process::{Binary, post, signal, wait_exit};
+use common::process::{Binary, post, terminate};
 
 fn post_fixture(address: &str, name: &str) -> String {
     post(address, &common::fixture(name))
@@ -32,11 +31,7 @@ fn a_missing_database_is_created_and_seeded_at_start() {
     assert!(dir.path().join("nested/dir/cx.db").exists());
     let answer = post_fixture(&address, "account-balance.json");
     assert!(answer.contains("₹1,25,430.50"), "{answer}");
-    signal(&child, libc::SIGTERM);
-    assert_eq!(
-        wait_exit(&mut child, Duration::from_secs(15)).code(),
-        Some(0)
-    );
+    terminate(&mut child);
     let log = log.lock().unwrap().join("\n");
     assert!(log.contains("created it with the demo data"), "{log}");
 }
@@ -102,11 +97,7 @@ fn a_read_only_file_is_served_read_only() {
         unprivileged(Binary::new(&dir).env("DATABASE_PATH", &path)).start_with_log();
     let answer = post_fixture(&address, "account-balance.json");
     assert!(answer.contains("₹1,25,430.50"), "{answer}");
-    signal(&child, libc::SIGTERM);
-    assert_eq!(
-        wait_exit(&mut child, Duration::from_secs(15)).code(),
-        Some(0)
-    );
+    terminate(&mut child);
     assert!(log.lock().unwrap().iter().any(|l| l.contains("read-only")));
 }
 

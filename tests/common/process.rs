@@ -139,3 +139,9 @@ pub fn post(address: &str, body: &[u8]) -> String {
     s.read_to_string(&mut out).unwrap();
     out
 }
+
+/// Sends SIGTERM and asserts a clean exit (code 0) within 15 s.
+pub fn terminate(child: &mut Child) {
+    signal(child, libc::SIGTERM);
+    assert_eq!(wait_exit(child, Duration::from_secs(15)).code(), Some(0));
+}
