@@ -16,8 +16,17 @@ fn main() {
 const UNKNOWN_TAG: &[u8] = include_bytes!("../tests/fixtures/unknown-tag.json");
 const BOOKING_VALIDATE: &[u8] = include_bytes!("../tests/fixtures/booking-validate-bad-date.json");
 
-#[divan::bench(args = [("unknown-tag", UNKNOWN_TAG), ("booking-validate", BOOKING_VALIDATE)])]
-fn parse(bencher: Bencher, (_, body): (&str, &[u8])) {
+/// A fixture body by name (names keep divan's table readable).
+fn body(name: &str) -> &'static [u8] {
+    match name {
+        "booking-validate" => BOOKING_VALIDATE,
+        _ => UNKNOWN_TAG,
+    }
+}
+
+#[divan::bench(args = ["unknown-tag", "booking-validate"])]
+fn parse(bencher: Bencher, name: &str) {
+    let body = body(name);
     bencher
         .bench(|| WebhookRequest::from_slice(divan::black_box(body)).map(|r| r.session_id().len()));
 }
