@@ -70,10 +70,10 @@ fn corrupt_and_foreign_files_are_refused_at_start() {
 }
 
 /// The uid that cannot write root's files (tests run as root in CI, where chmod alone binds nobody).
-fn unprivileged(binary: Binary) -> Binary {
+fn unprivileged(binary: Binary, dir: &tempfile::TempDir) -> Binary {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } == 0 {
-        binary.run_as(65534)
+        binary.run_as(65534, dir)
     } else {
         binary
     }
@@ -94,7 +94,7 @@ fn a_read_only_file_is_served_read_only() {
     let dir = tempfile::tempdir().unwrap();
     let path = read_only_database(&dir, 0o777);
     let (mut child, address, log) =
-        unprivileged(Binary::new(&dir).env("DATABASE_PATH", &path)).start_with_log();
+        unprivileged(Binary::new(&dir).env("DATABASE_PATH", &path), &dir).start_with_log();
     let answer = post_fixture(&address, "account-balance.json");
     assert!(answer.contains("₹1,25,430.50"), "{answer}");
     terminate(&mut child);
@@ -105,7 +105,7 @@ fn a_read_only_file_is_served_read_only() {
 fn a_read_only_file_in_a_read_only_directory_is_refused_with_the_fix() {
     let dir = tempfile::tempdir().unwrap();
     let path = read_only_database(&dir, 0o555);
-    let out = unprivileged(Binary::new(&dir).env("DATABASE_PATH", &path)).run();
+    let out = unprivileged(Binary::new(&dir).env("DATABASE_PATH", &path), &dir).run();
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);

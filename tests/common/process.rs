@@ -11,6 +11,7 @@ use std::time::Duration;
 pub struct Binary {
     envs: Vec<(String, OsString)>,
     uid: Option<u32>,
+    exe: std::path::PathBuf,
 }
 
 impl Binary {
@@ -22,6 +23,7 @@ impl Binary {
                 dir.path().join("cx-webhook.db").into_os_string(),
             )],
             uid: None,
+            exe: env!("CARGO_BIN_EXE_cx-webhook").into(),
         }
     }
 
@@ -31,14 +33,20 @@ impl Binary {
         self
     }
 
-    /// Runs the process as this uid and gid (tests run as root in CI).
-    pub fn run_as(mut self, uid: u32) -> Self {
+    /// Runs the process as this uid and gid (tests run as root in CI). The executable is copied into
+    /// `dir` first: the checkout's `target/` may sit where that user cannot reach (e.g. under /root).
+    pub fn run_as(mut self, uid: u32, dir: &tempfile::TempDir) -> Self {
+        use std::os::unix::fs::PermissionsExt;
+        let copy = dir.path().join("cx-webhook");
+        std::fs::copy(&self.exe, &copy).expect("copy the binary");
+        std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
+        self.exe = copy;
         self.uid = Some(uid);
         self
     }
 
     fn command(&self) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_cx-webhook"));
+        let mut cmd = Command::new(&self.exe);
         cmd.env_clear()
             .env("AUTH_MODE", "none")
             .env("BIND", "127.0.0.1")
