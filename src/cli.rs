@@ -94,14 +94,14 @@ fn db(action: &DbAction, args: &StoreArgs) -> ExitCode {
         DbAction::Init { seed } => {
             Store::open(path, Create::IfMissing { seed: *seed }).and_then(|(s, opened)| {
                 if *seed && opened != Opened::Created {
-                    s.write_now(store::seed::seed)?;
+                    s.seed()?;
                 }
                 println!("{}: {}", path.display(), describe(opened));
                 Ok(s)
             })
         }
         DbAction::Seed => Store::open(path, Create::Never).and_then(|(s, _)| {
-            s.write_now(store::seed::seed)?;
+            s.seed()?;
             println!("{}: demo data written", path.display());
             Ok(s)
         }),

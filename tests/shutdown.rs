@@ -12,23 +12,20 @@ use common::process::{Binary, signal, wait_exit};
 use common::{fixture, fixture_with_tag, spawn_with};
 use cx_webhook::Config;
 use cx_webhook::cx::WebhookResponse;
-use cx_webhook::handlers::{Call, Handler, HandlerFuture, Route};
+use cx_webhook::handlers::{Call, Handler, Route};
 use http::StatusCode;
 
-struct Sleeps(Duration);
-impl Handler for Sleeps {
-    fn handle<'a>(&'a self, _call: &'a Call) -> HandlerFuture<'a> {
-        Box::pin(async move {
-            tokio::time::sleep(self.0).await;
-            Ok(WebhookResponse::new().text("done after the signal"))
-        })
+fn sleeps(pause: Duration) -> impl Handler {
+    move |_call: Call| async move {
+        tokio::time::sleep(pause).await;
+        Ok(WebhookResponse::new().text("done after the signal"))
     }
 }
 
 #[tokio::test]
 async fn in_flight_request_completes_during_shutdown() {
     let mut app = spawn_with(Config::local(), |d| {
-        d.register(Route::new("test.slow", Sleeps(Duration::from_millis(800))))
+        d.register(Route::new("test.slow", sleeps(Duration::from_millis(800))))
             .unwrap();
     })
     .await;

@@ -14,8 +14,9 @@ use rusqlite::Connection;
 /// `PRAGMA application_id` of a cx-webhook database: ASCII "CXWH".
 pub const APPLICATION_ID: i32 = 0x4358_5748;
 
-/// The schema version this build writes and reads.
-pub const SCHEMA_VERSION: i32 = 1;
+/// The schema version this build writes and reads: one per migration, so adding a migration is
+/// all it takes to bump it.
+pub const SCHEMA_VERSION: i32 = MIGRATIONS.len() as i32;
 
 /// Migration `i` takes the schema from version `i` to `i + 1`.
 const MIGRATIONS: &[&str] = &[

@@ -9,7 +9,7 @@
 use rusqlite::{Connection, params};
 
 use super::StoreError;
-use super::queries::key;
+use crate::domain::vocabulary::key;
 
 /// Number of demo accounts (`A1001` upwards).
 pub const ACCOUNTS: u32 = 60;
