@@ -65,54 +65,54 @@ impl fmt::Display for AuthMode {
 #[command(next_help_heading = "Authentication")]
 pub struct AuthArgs {
     /// How callers are authenticated. Required: there is no silent default.
-    #[arg(long, env, value_enum)]
+    #[arg(long, env, value_name = "MODE", value_enum)]
     pub auth_mode: Option<AuthMode>,
 
     /// Accepted token audiences (`aud`), comma separated: the webhook URL as configured in
     /// Dialogflow, path included.
     ///
     /// Required by google-oidc; checked by cloud-run-iam when set.
-    #[arg(long, env, value_delimiter = ',')]
+    #[arg(long, env, value_name = "URL,...", value_delimiter = ',')]
     pub auth_audiences: Vec<String>,
 
     /// Caller emails allowed to call, comma separated (google-oidc, cloud-run-iam).
     ///
     /// Added to the service agent derived from DIALOGFLOW_PROJECT_NUMBER.
-    #[arg(long, env, value_delimiter = ',')]
+    #[arg(long, env, value_name = "EMAIL,...", value_delimiter = ',')]
     pub auth_allowed_emails: Vec<String>,
 
     /// Number of the project that owns the Dialogflow agent: allows its service agent to call.
     ///
     /// The service agent is service-<N>@gcp-sa-dialogflow.iam.gserviceaccount.com.
-    #[arg(long, env)]
+    #[arg(long, env, value_name = "NUMBER")]
     pub dialogflow_project_number: Option<String>,
 
     /// The API key (api-key mode), at least 16 characters.
     ///
     /// Prefer the environment variable (on Cloud Run, from Secret Manager): a flag is visible in
     /// the process list. Its value is never shown, in help or logs.
-    #[arg(long, env, hide_env_values = true, value_parser = parse_secret)]
+    #[arg(long, env, value_name = "KEY", hide_env_values = true, value_parser = parse_secret)]
     pub auth_api_key: Option<Secret>,
 
     /// Header that carries the API key (api-key mode).
     ///
     /// Not Authorization: in Dialogflow CX a custom Authorization header replaces the service
     /// agent's ID token.
-    #[arg(long, env, default_value = DEFAULT_API_KEY_HEADER, hide_short_help = true)]
+    #[arg(long, env, value_name = "HEADER", default_value = DEFAULT_API_KEY_HEADER, hide_short_help = true)]
     pub auth_api_key_header: String,
 
     /// Where Google's token-signing keys are fetched from (a JSON Web Key Set).
-    #[arg(long, env, default_value = GOOGLE_JWKS_URL, hide_short_help = true)]
+    #[arg(long, env, value_name = "URL", default_value = GOOGLE_JWKS_URL, hide_short_help = true)]
     pub auth_jwks_url: String,
 
     /// Clock skew tolerated when checking a token's exp, iat and nbf, in seconds (at most 300).
-    #[arg(long, env, default_value_t = DEFAULT_LEEWAY_SECS, hide_short_help = true)]
+    #[arg(long, env, value_name = "SECS", default_value_t = DEFAULT_LEEWAY_SECS, hide_short_help = true)]
     pub auth_leeway_secs: u64,
 
     /// How many verified ID tokens to remember (by SHA-256) until they expire.
     ///
     /// A token Dialogflow sends again then skips the RSA verification; 0 turns the cache off.
-    #[arg(long, env, default_value_t = DEFAULT_TOKEN_CACHE_SIZE, hide_short_help = true)]
+    #[arg(long, env, value_name = "N", default_value_t = DEFAULT_TOKEN_CACHE_SIZE, hide_short_help = true)]
     pub auth_token_cache_size: u64,
 
     /// Set by Cloud Run; its presence means "deployed", where AUTH_MODE=none is refused.

@@ -13,12 +13,12 @@ pub struct BookingApiArgs {
     ///
     /// Bookings are POSTed there as JSON with a Google ID token (contract in README). https, or
     /// http for localhost only. Unset: bookings are kept in the SQLite file.
-    #[arg(long, env, hide_short_help = true)]
+    #[arg(long, env, value_name = "URL", hide_short_help = true)]
     pub booking_api_url: Option<String>,
 
     /// Audience of the ID token sent to BOOKING_API_URL (default: the URL's origin, which Cloud Run
     /// accepts).
-    #[arg(long, env, hide_short_help = true)]
+    #[arg(long, env, value_name = "AUDIENCE", hide_short_help = true)]
     pub booking_api_audience: Option<String>,
 }
 

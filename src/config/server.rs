@@ -29,7 +29,7 @@ pub const DEFAULT_DATABASE_PATH: &str = "data/cx-webhook.db";
 #[derive(Debug, Clone, Args)]
 pub struct StoreArgs {
     /// The SQLite database file. `serve` creates and seeds it when it does not exist.
-    #[arg(long, env, default_value = DEFAULT_DATABASE_PATH, global = true)]
+    #[arg(long, env, value_name = "FILE", default_value = DEFAULT_DATABASE_PATH, global = true)]
     pub database_path: PathBuf,
 }
 
@@ -38,11 +38,11 @@ pub struct StoreArgs {
 #[command(next_help_heading = "Server")]
 pub struct ServerArgs {
     /// Address to listen on (Cloud Run needs 0.0.0.0; on your machine use 127.0.0.1).
-    #[arg(long, env, default_value_t = DEFAULT_BIND)]
+    #[arg(long, env, value_name = "ADDR", default_value_t = DEFAULT_BIND)]
     pub bind: IpAddr,
 
     /// Port to listen on (Cloud Run injects PORT).
-    #[arg(long, env, default_value_t = DEFAULT_PORT)]
+    #[arg(long, env, value_name = "PORT", default_value_t = DEFAULT_PORT)]
     pub port: u16,
 
     /// Path(s) that accept webhook calls, comma separated.
@@ -50,7 +50,7 @@ pub struct ServerArgs {
     /// Each also accepts sub-paths, so `/dialogflow` serves `/dialogflow/account` too.
     #[arg(
         long,
-        env,
+        env, value_name = "PATH,...",
         alias = "webhook-path",
         value_delimiter = ',',
         default_value = DEFAULT_WEBHOOK_PATH,
@@ -64,7 +64,7 @@ pub struct ServerArgs {
     /// the caller still gets a 200 answer.
     #[arg(
         long,
-        env,
+        env, value_name = "MS",
         alias = "deadline-ms",
         default_value_t = DEFAULT_WEBHOOK_DEADLINE_MS,
         hide_short_help = true
@@ -72,19 +72,19 @@ pub struct ServerArgs {
     pub webhook_deadline_ms: u64,
 
     /// Largest accepted request body in bytes (larger ones get 413).
-    #[arg(long, env, default_value_t = DEFAULT_MAX_BODY_BYTES, hide_short_help = true)]
+    #[arg(long, env, value_name = "BYTES", default_value_t = DEFAULT_MAX_BODY_BYTES, hide_short_help = true)]
     pub max_body_bytes: usize,
 
     /// Seconds a client may take to send the request headers (HTTP/1).
-    #[arg(long, env, default_value_t = DEFAULT_HEADER_READ_TIMEOUT_SECS, hide_short_help = true)]
+    #[arg(long, env, value_name = "SECS", default_value_t = DEFAULT_HEADER_READ_TIMEOUT_SECS, hide_short_help = true)]
     pub header_read_timeout_secs: u64,
 
     /// Seconds a client may take to send the request body (then 408).
-    #[arg(long, env, default_value_t = DEFAULT_BODY_READ_TIMEOUT_SECS, hide_short_help = true)]
+    #[arg(long, env, value_name = "SECS", default_value_t = DEFAULT_BODY_READ_TIMEOUT_SECS, hide_short_help = true)]
     pub body_read_timeout_secs: u64,
 
     /// Seconds in-flight requests get to finish after SIGTERM/SIGINT (Cloud Run allows 10).
-    #[arg(long, env, default_value_t = DEFAULT_SHUTDOWN_GRACE_SECS, hide_short_help = true)]
+    #[arg(long, env, value_name = "SECS", default_value_t = DEFAULT_SHUTDOWN_GRACE_SECS, hide_short_help = true)]
     pub shutdown_grace_secs: u64,
 }
 

@@ -21,29 +21,29 @@ pub const DEFAULT_WEATHER_STALE_TTL_SECS: u64 = 3600;
 #[command(next_help_heading = "Weather provider")]
 pub struct WeatherArgs {
     /// Geocoding endpoint (Open-Meteo's, or a compatible one): place name -> coordinates.
-    #[arg(long, env, default_value = DEFAULT_GEOCODING_URL, hide_short_help = true)]
+    #[arg(long, env, value_name = "URL", default_value = DEFAULT_GEOCODING_URL, hide_short_help = true)]
     pub weather_geocoding_url: String,
 
     /// Forecast endpoint (Open-Meteo's, or a compatible one): coordinates -> current conditions.
-    #[arg(long, env, default_value = DEFAULT_FORECAST_URL, hide_short_help = true)]
+    #[arg(long, env, value_name = "URL", default_value = DEFAULT_FORECAST_URL, hide_short_help = true)]
     pub weather_forecast_url: String,
 
     /// Budget for one weather lookup (geocoding and forecast together) in milliseconds.
     ///
     /// Must be below WEBHOOK_DEADLINE_MS. A call with less time left gets what it has left.
-    #[arg(long, env, default_value_t = DEFAULT_WEATHER_TIMEOUT_MS, hide_short_help = true)]
+    #[arg(long, env, value_name = "MS", default_value_t = DEFAULT_WEATHER_TIMEOUT_MS, hide_short_help = true)]
     pub weather_timeout_ms: u64,
 
     /// Seconds a place's conditions are reused without asking the provider again.
     ///
     /// 0: always ask; concurrent calls for one place still share one lookup.
-    #[arg(long, env, default_value_t = DEFAULT_WEATHER_CACHE_TTL_SECS, hide_short_help = true)]
+    #[arg(long, env, value_name = "SECS", default_value_t = DEFAULT_WEATHER_CACHE_TTL_SECS, hide_short_help = true)]
     pub weather_cache_ttl_secs: u64,
 
     /// Seconds a place's last good conditions may stand in when the provider fails.
     ///
     /// At least WEATHER_CACHE_TTL_SECS.
-    #[arg(long, env, default_value_t = DEFAULT_WEATHER_STALE_TTL_SECS, hide_short_help = true)]
+    #[arg(long, env, value_name = "SECS", default_value_t = DEFAULT_WEATHER_STALE_TTL_SECS, hide_short_help = true)]
     pub weather_stale_ttl_secs: u64,
 }
 
