@@ -16,6 +16,7 @@
 
 pub mod auth;
 pub mod booking;
+pub mod identity;
 pub mod secret;
 pub mod server;
 mod url;
@@ -33,6 +34,7 @@ pub use auth::{
     MAX_TOKEN_CACHE_SIZE, MIN_API_KEY_CHARS, OidcConfig,
 };
 pub use booking::{BookingApiArgs, BookingApiConfig};
+pub use identity::{AccountAccess, IdentityArgs, IdentityConfig};
 pub use secret::Secret;
 pub use server::{ServerArgs, StoreArgs};
 pub use weather::{WeatherArgs, WeatherConfig};
@@ -51,6 +53,10 @@ pub struct ServeArgs {
     /// Who may call.
     #[command(flatten)]
     pub auth: AuthArgs,
+
+    /// Who may read account data.
+    #[command(flatten)]
+    pub identity: IdentityArgs,
 
     /// Weather provider settings.
     #[command(flatten)]
@@ -80,6 +86,8 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// Authentication settings.
     pub auth: AuthConfig,
+    /// End-user identity settings (who may read account data).
+    pub identity: IdentityConfig,
     /// The SQLite database file.
     pub database_path: PathBuf,
     /// Weather provider settings.
@@ -120,6 +128,7 @@ impl Config {
             deadline: Duration::from_millis(DEFAULT_WEBHOOK_DEADLINE_MS),
             shutdown_grace: Duration::from_secs(DEFAULT_SHUTDOWN_GRACE_SECS),
             auth: AuthConfig::None,
+            identity: IdentityConfig::default(),
             database_path: PathBuf::from(DEFAULT_DATABASE_PATH),
             weather: WeatherConfig::default(),
             booking_api: None,
@@ -136,6 +145,12 @@ impl Config {
             problems.push("DATABASE_PATH: empty".into());
         }
         let auth = args.auth.validate(&mut problems);
+        let on_cloud_run = args
+            .auth
+            .k_service
+            .as_deref()
+            .is_some_and(|s| !s.is_empty());
+        let identity = args.identity.validate(on_cloud_run, &mut problems);
         let weather = args
             .weather
             .validate(server.webhook_deadline_ms, &mut problems);
@@ -151,6 +166,7 @@ impl Config {
                 deadline: Duration::from_millis(server.webhook_deadline_ms),
                 shutdown_grace: Duration::from_secs(server.shutdown_grace_secs),
                 auth,
+                identity,
                 database_path: args.store.database_path.clone(),
                 weather,
                 booking_api,

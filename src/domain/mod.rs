@@ -13,6 +13,7 @@ mod booking;
 mod catalog;
 mod dealer;
 mod money;
+pub mod pin;
 mod vehicle;
 pub mod vocabulary;
 
@@ -27,4 +28,5 @@ pub use dealer::{
     home_time_zone, home_today, parse_day,
 };
 pub use money::{Currency, Money};
+pub use pin::{Pin, Subject};
 pub use vehicle::VehicleNumber;

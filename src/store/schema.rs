@@ -114,6 +114,29 @@ const MIGRATIONS: &[&str] = &[
     CREATE UNIQUE INDEX bookings_one_per_vehicle_and_slot
         ON bookings(vehicle_number, dealer_id, slot_date, slot_time) WHERE status = 'confirmed';
     "#,
+    // 1 -> 2: who owns each account (end-user subjects, registered phones, a PIN hash), and the
+    // PIN lockout counters.
+    r#"
+    ALTER TABLE accounts ADD COLUMN pin_hash TEXT;
+
+    CREATE TABLE account_owners (
+        subject    TEXT NOT NULL,
+        account_id TEXT NOT NULL REFERENCES accounts(account_id),
+        PRIMARY KEY (subject, account_id)
+    ) STRICT, WITHOUT ROWID;
+
+    CREATE TABLE account_phones (
+        phone      TEXT NOT NULL,
+        account_id TEXT NOT NULL REFERENCES accounts(account_id),
+        PRIMARY KEY (phone, account_id)
+    ) STRICT, WITHOUT ROWID;
+
+    CREATE TABLE pin_attempts (
+        account_id   TEXT PRIMARY KEY,
+        failures     INTEGER NOT NULL CHECK (failures >= 0),
+        locked_until TEXT
+    ) STRICT, WITHOUT ROWID;
+    "#,
 ];
 
 /// What [`inspect`] found in a database file.
