@@ -12,7 +12,7 @@ use common::idp::{self, AUDIENCE, Idp, agent_claims, b64, key, with};
 use common::{
     Answer, TestApp, assert_ok, google_oidc, keys, oidc, spawn_auth, until, wait_for_keys,
 };
-use cx_webhook::config::{ApiKeyConfig, AuthConfig, Secret};
+use cx_webhook::config::{ApiKeyConfig, AuthConfig};
 use http::StatusCode;
 use serde_json::{Value, json};
 
@@ -67,6 +67,10 @@ async fn a_valid_service_agent_token_passes() {
         &app.post_with(&[("authorization", &format!("bearer {token}"))])
             .await,
     );
+    // Issue 14, decided: Google has sent `email_verified` as the string "true"; exactly that
+    // string counts (other strings are refused below).
+    let token = signed(with(agent_claims(), "email_verified", json!("true")));
+    assert_ok(&app.post_bearer(&token).await);
 }
 
 #[tokio::test]
@@ -241,6 +245,22 @@ async fn bad_claims_are_401() {
             "malformed_token",
             with(c(), "exp", json!("soon")),
         ),
+        // Issue 14: a token that names no caller is incomplete (401), not a refused caller (403).
+        ("no email", "missing_claim", with(c(), "email", Value::Null)),
+        // Issue 14: `exp: 1e300` must not saturate into "valid forever"; times are whole seconds.
+        ("exp 1e300", "invalid_claim", with(c(), "exp", json!(1e300))),
+        (
+            "exp fractional",
+            "invalid_claim",
+            with(c(), "exp", json!(now as f64 + 600.5)),
+        ),
+        (
+            "exp past year 9999",
+            "invalid_claim",
+            with(c(), "exp", json!(253_402_300_800_i64)),
+        ),
+        ("iat negative", "invalid_claim", with(c(), "iat", json!(-1))),
+        ("nbf 1e300", "invalid_claim", with(c(), "nbf", json!(1e300))),
     ];
     for (what, code, claims) in cases {
         let token = signed(claims);
@@ -281,11 +301,6 @@ async fn valid_tokens_of_callers_that_are_not_allowed_are_403() {
             ),
         ),
         (
-            "no email",
-            "email_not_allowed",
-            with(c(), "email", Value::Null),
-        ),
-        (
             "email_verified false",
             "email_not_verified",
             with(c(), "email_verified", json!(false)),
@@ -294,6 +309,22 @@ async fn valid_tokens_of_callers_that_are_not_allowed_are_403() {
             "email_verified missing",
             "email_not_verified",
             with(c(), "email_verified", Value::Null),
+        ),
+        // Issue 14: only `true` and exactly `"true"` count as verified.
+        (
+            "email_verified \"false\"",
+            "email_not_verified",
+            with(c(), "email_verified", json!("false")),
+        ),
+        (
+            "email_verified \"TRUE\"",
+            "email_not_verified",
+            with(c(), "email_verified", json!("TRUE")),
+        ),
+        (
+            "email_verified 1",
+            "email_not_verified",
+            with(c(), "email_verified", json!(1)),
         ),
     ];
     for (what, code, claims) in cases {
@@ -604,10 +635,10 @@ const API_KEY: &str = "k3y-0f-at-least-16-chars";
 
 #[tokio::test]
 async fn api_key_mode_wants_the_key_in_its_header() {
-    let app = spawn_auth(AuthConfig::ApiKey(ApiKeyConfig {
-        header: http::HeaderName::from_static("x-api-key"),
-        key: Secret::new(API_KEY),
-    }))
+    let app = spawn_auth(AuthConfig::ApiKey(ApiKeyConfig::new(
+        http::HeaderName::from_static("x-api-key"),
+        API_KEY,
+    )))
     .await;
     assert_ok(&app.post_with(&[("X-Api-Key", API_KEY)]).await);
 
