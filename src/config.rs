@@ -12,6 +12,7 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 use reqwest::Url;
 
+use crate::auth::end_user::{DEFAULT_TOKEN_FIELD, EndUserSettings};
 use crate::clients::weather::{DEFAULT_FORECAST_URL, DEFAULT_GEOCODING_URL};
 use http::HeaderName;
 
@@ -165,6 +166,10 @@ pub struct ServeArgs {
     /// Remote booking API settings.
     #[command(flatten)]
     pub booking_api: BookingApiArgs,
+
+    /// End-user identity settings (see [`EndUserArgs`]).
+    #[command(flatten)]
+    pub end_user: EndUserArgs,
 }
 
 /// Settings of the weather provider (the `weather` tag).
@@ -234,6 +239,8 @@ pub struct Config {
     pub weather: WeatherConfig,
     /// The remote booking API, when configured.
     pub booking_api: Option<BookingApiConfig>,
+    /// The end-user ID-token verifier's settings, when END_USER_ISSUER is set.
+    pub end_user: Option<EndUserSettings>,
 }
 
 /// Weather provider settings, validated.
@@ -367,6 +374,7 @@ impl Config {
             database_path: PathBuf::from("data/cx-webhook.db"),
             weather: WeatherConfig::default(),
             booking_api: None,
+            end_user: None,
         }
     }
 
@@ -435,6 +443,7 @@ impl Config {
 
         let weather = weather_config(&args.weather, args.deadline_ms, &mut problems);
         let booking_api = booking_api_config(&args.booking_api, &mut problems);
+        let end_user = end_user_config(args, &mut problems);
 
         match (auth, weather) {
             (Some(auth), Some(weather)) if problems.is_empty() => Ok(Config {
@@ -449,6 +458,7 @@ impl Config {
                 database_path: args.store.database_path.clone(),
                 weather,
                 booking_api,
+                end_user,
             }),
             _ => Err(ConfigErrors(problems)),
         }
@@ -695,6 +705,140 @@ fn auth_config(args: &ServeArgs, problems: &mut Vec<String>) -> Option<AuthConfi
         }
     }
 }
+
+// ---- End-user identity (issue 12): the settings of `auth::end_user`, kept in one block. ----
+
+/// Settings of the end user's signed ID token (web and app channels). Unset END_USER_ISSUER turns
+/// the end-user verifier off.
+#[derive(Debug, Clone, Args)]
+pub struct EndUserArgs {
+    /// The exact `iss` of end users' ID tokens, e.g. https://securetoken.google.com/<project> for
+    /// Firebase Authentication / Identity Platform, or an OIDC provider's issuer URL.
+    #[arg(long, env = "END_USER_ISSUER")]
+    pub end_user_issuer: Option<String>,
+
+    /// Accepted `aud` values of end users' ID tokens, comma separated (for Firebase: the project
+    /// id; for Google Sign-In: the OAuth client id). Required with END_USER_ISSUER.
+    #[arg(long, env = "END_USER_AUDIENCES", value_delimiter = ',')]
+    pub end_user_audiences: Vec<String>,
+
+    /// The issuer's key set (JWKS). Default: Google's securetoken keys for
+    /// https://securetoken.google.com/ issuers, else the `jwks_uri` of the issuer's
+    /// /.well-known/openid-configuration.
+    #[arg(long, env = "END_USER_JWKS_URL")]
+    pub end_user_jwks_url: Option<String>,
+
+    /// The `WebhookRequest.payload` field that carries the end user's ID token.
+    #[arg(long, env = "END_USER_TOKEN_FIELD", default_value = DEFAULT_TOKEN_FIELD)]
+    pub end_user_token_field: String,
+}
+
+/// Validates the end-user settings: `None` when END_USER_ISSUER is unset. Leeway and cache size are
+/// the service agent's (AUTH_LEEWAY_SECS, AUTH_TOKEN_CACHE_SIZE, checked there).
+fn end_user_config(args: &ServeArgs, problems: &mut Vec<String>) -> Option<EndUserSettings> {
+    let e = &args.end_user;
+    let audiences = list(&e.end_user_audiences);
+    let jwks_url = non_empty(&e.end_user_jwks_url).map(str::to_owned);
+    let field = e.end_user_token_field.trim();
+    if field.is_empty() || field.len() > 64 || !field.bytes().all(|b| b.is_ascii_graphic()) {
+        problems.push(format!(
+            "END_USER_TOKEN_FIELD: `{field}` is not a field name (1 to 64 visible characters)"
+        ));
+    }
+    if let Some(url) = &jwks_url
+        && let Err(why) = check_jwks_url(url)
+    {
+        problems.push(format!("END_USER_JWKS_URL: `{url}` {why}"));
+    }
+    let Some(issuer) = non_empty(&e.end_user_issuer) else {
+        if !audiences.is_empty() || jwks_url.is_some() {
+            problems.push(
+                "END_USER_AUDIENCES or END_USER_JWKS_URL is set but END_USER_ISSUER is not".into(),
+            );
+        }
+        return None;
+    };
+    if let Err(why) = check_jwks_url(issuer) {
+        problems.push(format!("END_USER_ISSUER: `{issuer}` {why}"));
+    }
+    if audiences.is_empty() {
+        problems.push(
+            "END_USER_ISSUER needs END_USER_AUDIENCES: the `aud` of your users' tokens (for \
+             Firebase, the project id)"
+                .into(),
+        );
+    }
+    let mut settings = EndUserSettings::new(issuer.to_owned(), audiences, jwks_url);
+    settings.leeway = Duration::from_secs(args.auth_leeway_secs);
+    settings.token_cache_size = args.auth_token_cache_size;
+    settings.token_field = field.to_owned();
+    Some(settings)
+}
+
+#[cfg(test)]
+mod end_user_tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct T {
+        #[command(flatten)]
+        serve: ServeArgs,
+    }
+
+    fn end_user(args: &[&str]) -> Result<Option<EndUserSettings>, ConfigErrors> {
+        let base = ["t", "--auth-mode", "none", "--auth-leeway-secs", "45"];
+        let parsed = T::try_parse_from(base.iter().chain(args)).unwrap().serve;
+        Config::from_args(&parsed).map(|c| c.end_user)
+    }
+
+    #[test]
+    fn unset_issuer_means_no_end_user_verifier() {
+        assert!(end_user(&[]).unwrap().is_none());
+        let err = end_user(&["--end-user-audiences", "p"]).unwrap_err();
+        assert!(err.0[0].contains("END_USER_ISSUER is not"), "{err}");
+    }
+
+    #[test]
+    fn a_firebase_issuer_with_its_project_gets_googles_securetoken_keys() {
+        let s = end_user(&[
+            "--end-user-issuer",
+            "https://securetoken.google.com/my-project",
+            "--end-user-audiences",
+            "my-project, other",
+        ])
+        .unwrap()
+        .unwrap();
+        assert_eq!(s.audiences, ["my-project", "other"]);
+        assert_eq!(s.jwks.url, crate::auth::end_user::SECURETOKEN_JWKS_URL);
+        assert_eq!(s.leeway, Duration::from_secs(45), "the service agent's leeway");
+        assert_eq!(s.token_field, "userIdToken");
+    }
+
+    #[test]
+    fn bad_end_user_values_are_each_reported() {
+        let err = end_user(&[
+            "--end-user-issuer",
+            "http://idp.example",
+            "--end-user-jwks-url",
+            "ftp://idp.example/keys",
+            "--end-user-token-field",
+            "user token",
+        ])
+        .unwrap_err();
+        let text = err.to_string();
+        for name in [
+            "END_USER_ISSUER:",
+            "END_USER_JWKS_URL:",
+            "END_USER_TOKEN_FIELD:",
+            "needs END_USER_AUDIENCES",
+        ] {
+            assert!(text.contains(name), "{name}: {text}");
+        }
+    }
+}
+
+// ---- end of the end-user block ----
 
 /// Trimmed, non-empty entries of a comma-separated setting.
 fn list(values: &[String]) -> Vec<String> {
