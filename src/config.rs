@@ -811,7 +811,11 @@ mod end_user_tests {
         .unwrap();
         assert_eq!(s.audiences, ["my-project", "other"]);
         assert_eq!(s.jwks.url, crate::auth::end_user::SECURETOKEN_JWKS_URL);
-        assert_eq!(s.leeway, Duration::from_secs(45), "the service agent's leeway");
+        assert_eq!(
+            s.leeway,
+            Duration::from_secs(45),
+            "the service agent's leeway"
+        );
         assert_eq!(s.token_field, "userIdToken");
     }
 
