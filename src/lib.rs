@@ -7,7 +7,8 @@
 //! - [`telemetry`]: Cloud Logging JSON lines, trace correlation.
 //! - [`server`]: hyper accept loop, routes, body limits, graceful shutdown.
 //! - [`app`]: the assembled service shared by all connections.
-//! - [`auth`]: who may call (the `AUTH_MODE` modes).
+//! - [`auth`]: who may call (the `AUTH_MODE` modes) and who the end user is (signed ID tokens); it
+//!   owns its settings types, which `config` builds, and uses only `clients` (HTTP) of ours.
 //! - [`handlers`]: the tag dispatch table and one module per capability.
 //! - [`store`]: the SQLite file: schema, demo data, typed queries (the only module that knows SQL).
 //! - [`domain`]: newtypes shared by store and handlers (`AccountId`, `Money`, `VehicleNumber`).

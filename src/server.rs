@@ -37,7 +37,7 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::app::App;
-use crate::auth::AuthError;
+use crate::auth::AuthFailure;
 use crate::cx::{MAX_RESPONSE_BYTES, Trim, WebhookRequest};
 use crate::handlers::TOO_LARGE_TEXT;
 use crate::telemetry::TraceContext;
@@ -178,24 +178,26 @@ impl HttpError {
     }
 }
 
-impl From<AuthError> for HttpError {
-    fn from(e: AuthError) -> Self {
-        let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::UNAUTHORIZED);
-        let mut error = HttpError::new(status, e.code, e.message);
+impl From<AuthFailure> for HttpError {
+    fn from(failure: AuthFailure) -> Self {
+        let status = failure.status();
+        let mut error = HttpError::new(status, failure.code(), failure.to_string());
         if status == StatusCode::UNAUTHORIZED {
             // RFC 6750 §3.1: no error attribute when no credentials were sent at all.
-            let challenge = match e.code {
-                "missing_token" | "missing_api_key" => "Bearer realm=\"cx-webhook\"".to_owned(),
-                code => format!(
+            let challenge = if failure.no_credentials() {
+                "Bearer realm=\"cx-webhook\"".to_owned()
+            } else {
+                format!(
                     "Bearer realm=\"cx-webhook\", error=\"invalid_token\", \
-                     error_description=\"{code}\""
-                ),
+                     error_description=\"{}\"",
+                    failure.code()
+                )
             };
             if let Ok(v) = HeaderValue::from_str(&challenge) {
                 error = error.with_header(header::WWW_AUTHENTICATE, v);
             }
         }
-        if let Some(secs) = e.retry_after {
+        if let Some(secs) = failure.retry_after() {
             error = error.with_header(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         error
@@ -309,8 +311,8 @@ async fn webhook_inner(
 ) -> Result<Response<Body>, HttpError> {
     let config = &app.config;
     let caller = app.auth.authenticate(req.headers()).await.map_err(|e| {
-        summary.caller = e.email.clone();
-        HttpError::from(e)
+        summary.caller = e.email;
+        HttpError::from(e.failure)
     })?;
     summary.caller = caller.email;
 

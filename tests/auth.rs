@@ -1,18 +1,22 @@
 //! Authentication over real sockets: google-oidc against a local key-set server with real RS256
-//! keys, cloud-run-iam with stripped tokens, api-key, and the key cache's fetch discipline
-//! (rotation, outage, single flight) counted at the key-set server.
+//! keys, cloud-run-iam with stripped tokens, api-key, the key cache's fetch discipline (rotation,
+//! outage, single flight) counted at the key-set server, and the end-user ID-token verifier against
+//! its own key set (directly: the handlers wire it in with the end-user identity issue).
 
 mod common;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, UNIX_EPOCH};
 
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
-use common::idp::{self, AUDIENCE, Idp, agent_claims, b64, key, with};
+use common::idp::{
+    self, AUDIENCE, END_USER_AUDIENCE, Idp, agent_claims, b64, end_user_claims, key, with,
+};
 use common::{
     Answer, TestApp, assert_ok, google_oidc, keys, oidc, spawn_auth, until, wait_for_keys,
 };
-use cx_webhook::config::{ApiKeyConfig, AuthConfig, Secret};
+use cx_webhook::auth::end_user::{EndUserError, EndUserSettings, EndUserVerifier};
+use cx_webhook::config::{ApiKeyConfig, AuthConfig};
 use http::StatusCode;
 use serde_json::{Value, json};
 
@@ -67,6 +71,10 @@ async fn a_valid_service_agent_token_passes() {
         &app.post_with(&[("authorization", &format!("bearer {token}"))])
             .await,
     );
+    // Issue 14, decided: Google has sent `email_verified` as the string "true"; exactly that
+    // string counts (other strings are refused below).
+    let token = signed(with(agent_claims(), "email_verified", json!("true")));
+    assert_ok(&app.post_bearer(&token).await);
 }
 
 #[tokio::test]
@@ -241,6 +249,22 @@ async fn bad_claims_are_401() {
             "malformed_token",
             with(c(), "exp", json!("soon")),
         ),
+        // Issue 14: a token that names no caller is incomplete (401), not a refused caller (403).
+        ("no email", "missing_claim", with(c(), "email", Value::Null)),
+        // Issue 14: `exp: 1e300` must not saturate into "valid forever"; times are whole seconds.
+        ("exp 1e300", "invalid_claim", with(c(), "exp", json!(1e300))),
+        (
+            "exp fractional",
+            "invalid_claim",
+            with(c(), "exp", json!(now as f64 + 600.5)),
+        ),
+        (
+            "exp past year 9999",
+            "invalid_claim",
+            with(c(), "exp", json!(253_402_300_800_i64)),
+        ),
+        ("iat negative", "invalid_claim", with(c(), "iat", json!(-1))),
+        ("nbf 1e300", "invalid_claim", with(c(), "nbf", json!(1e300))),
     ];
     for (what, code, claims) in cases {
         let token = signed(claims);
@@ -281,11 +305,6 @@ async fn valid_tokens_of_callers_that_are_not_allowed_are_403() {
             ),
         ),
         (
-            "no email",
-            "email_not_allowed",
-            with(c(), "email", Value::Null),
-        ),
-        (
             "email_verified false",
             "email_not_verified",
             with(c(), "email_verified", json!(false)),
@@ -294,6 +313,22 @@ async fn valid_tokens_of_callers_that_are_not_allowed_are_403() {
             "email_verified missing",
             "email_not_verified",
             with(c(), "email_verified", Value::Null),
+        ),
+        // Issue 14: only `true` and exactly `"true"` count as verified.
+        (
+            "email_verified \"false\"",
+            "email_not_verified",
+            with(c(), "email_verified", json!("false")),
+        ),
+        (
+            "email_verified \"TRUE\"",
+            "email_not_verified",
+            with(c(), "email_verified", json!("TRUE")),
+        ),
+        (
+            "email_verified 1",
+            "email_not_verified",
+            with(c(), "email_verified", json!(1)),
         ),
     ];
     for (what, code, claims) in cases {
@@ -604,10 +639,10 @@ const API_KEY: &str = "k3y-0f-at-least-16-chars";
 
 #[tokio::test]
 async fn api_key_mode_wants_the_key_in_its_header() {
-    let app = spawn_auth(AuthConfig::ApiKey(ApiKeyConfig {
-        header: http::HeaderName::from_static("x-api-key"),
-        key: Secret::new(API_KEY),
-    }))
+    let app = spawn_auth(AuthConfig::ApiKey(ApiKeyConfig::new(
+        http::HeaderName::from_static("x-api-key"),
+        API_KEY,
+    )))
     .await;
     assert_ok(&app.post_with(&[("X-Api-Key", API_KEY)]).await);
 
@@ -665,4 +700,245 @@ fn a_mode_missing_its_settings_refuses_to_start_and_names_them() {
     );
     let err = start_refusal(&[("AUTH_MODE", "api-key")]);
     assert!(err.contains("needs AUTH_API_KEY"), "{err}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// end-user ID tokens (issue 12): a second instance of the same machinery, against its own key set
+
+/// An end-user verifier for tokens of `idp`'s issuer, its keys at `jwks_url` (`None`: discovery),
+/// once it has its first key set.
+async fn end_user_verifier(idp: &Idp, jwks_url: Option<String>) -> EndUserVerifier {
+    let settings = EndUserSettings::new(idp.issuer(), vec![END_USER_AUDIENCE.into()], jwks_url);
+    let verifier = EndUserVerifier::new(&settings).unwrap();
+    until("the end user's key set is in", || {
+        verifier.keys().has_keys()
+    })
+    .await;
+    verifier
+}
+
+fn user_token(idp: &Idp, subject: &str) -> String {
+    key(0).mint(&end_user_claims(&idp.issuer(), subject))
+}
+
+#[tokio::test]
+async fn a_valid_end_user_token_names_its_subject_until_it_expires() {
+    let idp = Idp::start(&[key(0)]).await;
+    let verifier = end_user_verifier(&idp, Some(idp.url())).await;
+    let claims = end_user_claims(&idp.issuer(), "demo-user-1");
+    let user = verifier.verify(&key(0).mint(&claims)).await.unwrap();
+    assert_eq!(user.subject, "demo-user-1");
+    let exp = claims["exp"].as_u64().unwrap();
+    assert_eq!(user.expires_at, UNIX_EPOCH + Duration::from_secs(exp));
+    assert_eq!(verifier.token_field(), "userIdToken");
+    // An audience list: one match is enough.
+    let listed = with(claims, "aud", json!(["other-project", END_USER_AUDIENCE]));
+    assert_eq!(
+        verifier
+            .verify(&key(0).mint(&listed))
+            .await
+            .unwrap()
+            .subject,
+        "demo-user-1"
+    );
+    assert_eq!(idp.fetches(), 1);
+}
+
+#[tokio::test]
+async fn forged_and_foreign_end_user_tokens_are_refused() {
+    let idp = Idp::start(&[key(0), key(1)]).await;
+    let verifier = end_user_verifier(&idp, Some(idp.url())).await;
+    let kid = &key(0).kid;
+    let now = idp::now();
+    let good = end_user_claims(&idp.issuer(), "demo-user-2");
+    let hmac_with_public_key =
+        aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &key(0).public_key_bytes());
+    let cases: Vec<(&str, EndUserError, String)> = vec![
+        (
+            "forged: another key, same kid",
+            EndUserError::BadSignature,
+            idp::token(&idp::header(kid, "RS256"), &good, |m| key(2).sign(m)),
+        ),
+        (
+            "another issuer",
+            EndUserError::InvalidIssuer,
+            key(0).mint(&with(
+                good.clone(),
+                "iss",
+                json!("https://securetoken.google.com/someone-else"),
+            )),
+        ),
+        (
+            "the service agent's Google token",
+            EndUserError::InvalidIssuer,
+            key(0).mint(&agent_claims()),
+        ),
+        (
+            "wrong audience",
+            EndUserError::AudienceNotAllowed,
+            key(0).mint(&with(good.clone(), "aud", json!("another-project"))),
+        ),
+        (
+            "expired",
+            EndUserError::Expired,
+            key(0).mint(&with(
+                with(good.clone(), "exp", json!(now - 3600)),
+                "iat",
+                json!(now - 7200),
+            )),
+        ),
+        (
+            "exp 1e300",
+            EndUserError::InvalidClaim("exp"),
+            key(0).mint(&with(good.clone(), "exp", json!(1e300))),
+        ),
+        (
+            "alg none",
+            EndUserError::UnsupportedAlgorithm,
+            idp::token(&idp::header(kid, "none"), &good, |_| Vec::new()),
+        ),
+        (
+            "HS256 keyed with the RSA public key",
+            EndUserError::UnsupportedAlgorithm,
+            idp::token(&idp::header(kid, "HS256"), &good, |m| {
+                aws_lc_rs::hmac::sign(&hmac_with_public_key, m)
+                    .as_ref()
+                    .to_vec()
+            }),
+        ),
+        (
+            "empty sub",
+            EndUserError::InvalidClaim("sub"),
+            key(0).mint(&with(good.clone(), "sub", json!(""))),
+        ),
+        (
+            "no sub",
+            EndUserError::MissingClaim("sub"),
+            key(0).mint(&with(good.clone(), "sub", Value::Null)),
+        ),
+        (
+            "not a JWT",
+            EndUserError::MalformedToken("a JWT has three dot-separated segments"),
+            "demo-user-1".into(),
+        ),
+    ];
+    for (what, expected, token) in cases {
+        assert_eq!(
+            verifier.verify(&token).await.unwrap_err(),
+            expected,
+            "{what}"
+        );
+        println!("ok: {what}");
+    }
+    assert_eq!(idp.fetches(), 1, "none of these needed a refetch");
+}
+
+#[tokio::test]
+async fn a_verified_end_user_token_is_remembered_and_a_refused_one_is_not() {
+    let idp = Idp::start(&[key(0)]).await;
+    let verifier = end_user_verifier(&idp, Some(idp.url())).await;
+    let remembered = user_token(&idp, "demo-user-1");
+    verifier.verify(&remembered).await.unwrap();
+    let refused = key(0).mint(&with(
+        end_user_claims(&idp.issuer(), "demo-user-1"),
+        "aud",
+        json!("x"),
+    ));
+    assert_eq!(
+        verifier.verify(&refused).await.unwrap_err(),
+        EndUserError::AudienceNotAllowed
+    );
+
+    // The issuer retires key 0 (a key-1 token makes the cache refetch): a token signed with key 0
+    // can no longer be verified, so only the remembered one still passes.
+    idp.serve_keys(&[key(1)]);
+    let rotated = key(1).mint(&end_user_claims(&idp.issuer(), "demo-user-2"));
+    verifier.verify(&rotated).await.unwrap();
+    assert_eq!(idp.fetches(), 2);
+    assert_eq!(
+        verifier.verify(&remembered).await.unwrap().subject,
+        "demo-user-1"
+    );
+    assert_eq!(
+        verifier.verify(&refused).await.unwrap_err(),
+        EndUserError::UnknownKey,
+        "a refusal is not remembered: it is checked again"
+    );
+}
+
+#[tokio::test]
+async fn end_user_key_rotation_at_the_issuer_is_followed_with_one_refetch() {
+    let idp = Idp::start(&[key(0)]).await;
+    let verifier = end_user_verifier(&idp, Some(idp.url())).await;
+    verifier
+        .verify(&user_token(&idp, "demo-user-1"))
+        .await
+        .unwrap();
+
+    idp.serve_keys(&[key(1)]);
+    let rotated = key(1).mint(&end_user_claims(&idp.issuer(), "demo-user-1"));
+    assert_eq!(
+        verifier.verify(&rotated).await.unwrap().subject,
+        "demo-user-1"
+    );
+    assert_eq!(idp.fetches(), 2, "one refetch for the new kid");
+
+    // The retired key left with that refetch (a token it signs that was never verified before).
+    let old = key(0).mint(&end_user_claims(&idp.issuer(), "demo-user-2"));
+    assert_eq!(
+        verifier.verify(&old).await.unwrap_err(),
+        EndUserError::UnknownKey
+    );
+}
+
+#[tokio::test]
+async fn with_the_end_user_key_server_down_cached_keys_keep_working() {
+    let idp = Idp::start(&[key(0)]).await;
+    let verifier = end_user_verifier(&idp, Some(idp.url())).await;
+    idp.set_down(true);
+
+    // An unknown kid forces a refetch, which fails: refused, not 503, and the old keys stay.
+    let unknown = key(1).mint(&end_user_claims(&idp.issuer(), "demo-user-1"));
+    assert_eq!(
+        verifier.verify(&unknown).await.unwrap_err(),
+        EndUserError::UnknownKey
+    );
+    assert_eq!(idp.fetches(), 2);
+    let fresh = user_token(&idp, "demo-user-3");
+    assert_eq!(
+        verifier.verify(&fresh).await.unwrap().subject,
+        "demo-user-3"
+    );
+}
+
+#[tokio::test]
+async fn end_user_keys_come_from_the_issuers_discovery_document() {
+    let idp = Idp::start(&[key(0)]).await;
+    let verifier = end_user_verifier(&idp, None).await;
+    assert_eq!(
+        idp.fetches(),
+        2,
+        "the discovery document, then the key set it names"
+    );
+    assert_eq!(
+        verifier
+            .verify(&user_token(&idp, "demo-user-1"))
+            .await
+            .unwrap()
+            .subject,
+        "demo-user-1"
+    );
+
+    // A discovery document naming another issuer is not followed: no keys, so 503-worthy.
+    let other = Idp::start(&[key(0)]).await;
+    other.set_discovery_issuer("https://evil.example");
+    let settings = EndUserSettings::new(other.issuer(), vec![END_USER_AUDIENCE.into()], None);
+    let verifier = EndUserVerifier::new(&settings).unwrap();
+    other.wait_for_fetches(1).await;
+    let token = key(0).mint(&end_user_claims(&other.issuer(), "demo-user-1"));
+    assert!(matches!(
+        verifier.verify(&token).await.unwrap_err(),
+        EndUserError::KeysUnavailable { .. }
+    ));
+    assert!(!verifier.keys().has_keys());
 }

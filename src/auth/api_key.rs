@@ -11,8 +11,8 @@ use aws_lc_rs::constant_time::verify_slices_are_equal;
 use aws_lc_rs::digest::{SHA256, digest};
 use http::{HeaderMap, HeaderName};
 
-use super::{AuthError, Caller};
-use crate::config::ApiKeyConfig;
+use super::settings::ApiKeyConfig;
+use super::{AuthFailure, Caller};
 
 /// Checks the API key header.
 pub struct ApiKeyVerifier {
@@ -35,28 +35,20 @@ impl ApiKeyVerifier {
     pub fn new(config: &ApiKeyConfig) -> Self {
         ApiKeyVerifier {
             header: config.header.clone(),
-            expected: digest(&SHA256, config.key.expose().as_bytes())
-                .as_ref()
-                .to_vec(),
+            expected: config.key_digest().to_vec(),
         }
     }
 
     /// Accepts the request when its key header (sent exactly once) holds the key.
-    pub fn verify(&self, headers: &HeaderMap) -> Result<Caller, AuthError> {
+    pub fn verify(&self, headers: &HeaderMap) -> Result<Caller, AuthFailure> {
         let mut values = headers.get_all(&self.header).iter();
         let Some(value) = values.next() else {
-            return Err(AuthError::unauthorized(
-                "missing_api_key",
-                format!("the {} header is missing", self.header),
-            ));
+            return Err(AuthFailure::MissingApiKey(self.header.clone()));
         };
         let presented = digest(&SHA256, value.as_bytes());
         let matches = verify_slices_are_equal(presented.as_ref(), &self.expected).is_ok();
         if !matches || values.next().is_some() {
-            return Err(AuthError::unauthorized(
-                "invalid_api_key",
-                format!("the {} header does not hold the key", self.header),
-            ));
+            return Err(AuthFailure::InvalidApiKey(self.header.clone()));
         }
         Ok(Caller::default())
     }
@@ -65,18 +57,20 @@ impl ApiKeyVerifier {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Secret;
 
     fn verifier() -> ApiKeyVerifier {
-        ApiKeyVerifier::new(&ApiKeyConfig {
-            header: HeaderName::from_static("x-api-key"),
-            key: Secret::new("0123456789abcdef-key"),
-        })
+        ApiKeyVerifier::new(&ApiKeyConfig::new(
+            HeaderName::from_static("x-api-key"),
+            "0123456789abcdef-key",
+        ))
     }
 
     #[test]
     fn the_key_is_never_in_debug_output() {
         let shown = format!("{:?}", verifier());
+        assert!(!shown.contains("0123456789abcdef"), "{shown}");
+        let config = ApiKeyConfig::new(HeaderName::from_static("x-api-key"), "0123456789abcdef");
+        let shown = format!("{config:?}");
         assert!(!shown.contains("0123456789abcdef"), "{shown}");
     }
 
@@ -87,8 +81,8 @@ mod tests {
         assert!(verifier().verify(&headers).is_ok());
         headers.append("x-api-key", "guess".parse().unwrap());
         assert_eq!(
-            verifier().verify(&headers).unwrap_err().code,
-            "invalid_api_key"
+            verifier().verify(&headers).unwrap_err(),
+            AuthFailure::InvalidApiKey(HeaderName::from_static("x-api-key"))
         );
     }
 }

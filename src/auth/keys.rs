@@ -1,5 +1,7 @@
-//! Google's token-signing keys: fetched at start, cached as `Cache-Control` says, refreshed in the
-//! background and on demand, without ever making a request wait on a lock.
+//! An issuer's token-signing keys (Google's for the service agent, the end users' identity
+//! provider's for [`super::end_user`]): fetched at start, cached as `Cache-Control` says, refreshed
+//! in the background and on demand, without ever making a request wait on a lock. Each verifier
+//! holds its own [`KeyCache`].
 //!
 //! Design:
 //! - **Snapshot.** The parsed keys live in an immutable [`KeySet`] behind
@@ -12,18 +14,24 @@
 //!   gives up (client gone, deadline) cannot cancel it for the others. Whoever needs keys while it
 //!   runs subscribes to a `watch` channel, under the same short `std::sync::Mutex` that says whether
 //!   a fetch is in flight, so no completion can be missed; the lock is released before waiting.
-//! - **On demand, rate limited.** A request whose `kid` is unknown (Google rotated its keys), or
+//! - **On demand, rate limited.** A request whose `kid` is unknown (the issuer rotated its keys), or
 //!   that finds no keys at all, starts a fetch unless one was started on demand less than
 //!   `refetch_interval` ago; otherwise it gets its answer from the keys at hand. Made-up key ids
 //!   therefore cost at most one fetch per interval.
 //! - **Background.** A task fetches at start and then whenever the set's `Cache-Control: max-age`
 //!   (minus `Age`, clamped to `min_ttl..=max_ttl`) runs out, retrying failures with backoff. A
-//!   failed fetch keeps the keys we have: Google publishes keys well before it signs with them and
-//!   keeps them well after. The task holds only a `Weak` reference, so it ends with its cache.
+//!   failed fetch keeps the keys we have: issuers (Google, Firebase) publish keys well before they
+//!   sign with them and keep them well after. The task holds only a `Weak` reference, so it ends with its cache.
 //! - **No keys yet.** Until a first fetch succeeds, requests that need a key get
 //!   [`KeyError::Unavailable`] (503 with `Retry-After`).
 //!
-//! Only RSA keys meant for RS256 signatures are kept; the set is capped at 1 MiB and 100 keys.
+//! - **Discovery.** When the settings name an OpenID discovery document instead of a key set
+//!   ([`JwksConfig::discover`]), each fetch first reads the document (it must name the configured
+//!   issuer, and its `jwks_uri` must be https or loopback http) and then the key set it names, so a
+//!   provider that moves its keys is followed at the next fetch.
+//!
+//! Only RSA keys meant for RS256 signatures are kept; the set is capped at 1 MiB and 100 keys. The
+//! HTTP client and the size-capped body reader are [`crate::clients`]'s.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -37,9 +45,10 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::SetupError;
-use crate::config::JwksConfig;
+use super::settings::JwksConfig;
+use crate::clients::{BodyError, http_client, read_capped};
 
-/// Largest key-set document accepted.
+/// Largest key-set (or discovery) document accepted.
 const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// Most keys kept from one document (Google publishes two or three).
 const MAX_KEYS: usize = 100;
@@ -68,12 +77,23 @@ enum FetchError {
     Http(#[from] reqwest::Error),
     #[error("answered HTTP {0}")]
     Status(u16),
-    #[error("the key set is larger than {MAX_BODY_BYTES} bytes")]
-    TooLarge,
+    #[error(transparent)]
+    Body(#[from] BodyError),
     #[error("not a JSON Web Key Set: {0}")]
     Json(#[from] serde_json::Error),
     #[error("the key set has no RS256 signing key with a key id")]
     NoUsableKeys,
+    #[error("the discovery document is not usable: {0}")]
+    Discovery(&'static str),
+}
+
+/// The fields of an OpenID discovery document that matter.
+#[derive(Debug, serde::Deserialize)]
+struct Discovery {
+    /// Must equal the configured issuer.
+    issuer: String,
+    /// Where the key set is.
+    jwks_uri: String,
 }
 
 /// One fetched key set: immutable, shared by every request that reads it.
@@ -123,7 +143,7 @@ struct Inner {
     waiting: AtomicUsize,
 }
 
-/// The cache of Google's signing keys. Cheap to share by reference; dropping it stops its
+/// The cache of one issuer's signing keys. Cheap to share by reference; dropping it stops its
 /// background task.
 #[derive(Debug)]
 pub struct KeyCache {
@@ -135,13 +155,7 @@ impl KeyCache {
     /// run inside the tokio runtime. A failed first fetch is logged and retried, not fatal.
     pub fn start(settings: JwksConfig) -> Result<Self, SetupError> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| SetupError::NoRuntime)?;
-        let client = reqwest::Client::builder()
-            .timeout(settings.fetch_timeout)
-            .connect_timeout(settings.fetch_timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("cx-webhook/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(SetupError::Client)?;
+        let client = http_client(settings.fetch_timeout).map_err(SetupError::Client)?;
         let inner = Arc::new(Inner {
             settings,
             client,
@@ -235,33 +249,24 @@ impl Inner {
     }
 
     async fn fetch(&self) -> Result<KeySet, FetchError> {
-        let mut response = self
-            .client
-            .get(&self.settings.url)
-            .header(http::header::ACCEPT, "application/json")
-            .send()
-            .await?;
-        if !response.status().is_success() {
-            return Err(FetchError::Status(response.status().as_u16()));
-        }
-        let ttl = ttl(
-            response.headers(),
-            self.settings.min_ttl,
-            self.settings.max_ttl,
-        );
-        if response
-            .content_length()
-            .is_some_and(|n| n > MAX_BODY_BYTES as u64)
-        {
-            return Err(FetchError::TooLarge);
-        }
-        let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await? {
-            if body.len() + chunk.len() > MAX_BODY_BYTES {
-                return Err(FetchError::TooLarge);
+        let url = match &self.settings.discovery {
+            None => self.settings.url.clone(),
+            Some(issuer) => {
+                let (body, _) = self.get(&self.settings.url).await?;
+                let document: Discovery = serde_json::from_slice(&body)?;
+                if document.issuer != *issuer {
+                    return Err(FetchError::Discovery("it names another issuer"));
+                }
+                if !is_safe_url(&document.jwks_uri) {
+                    return Err(FetchError::Discovery(
+                        "its jwks_uri is not https (or http on loopback)",
+                    ));
+                }
+                document.jwks_uri
             }
-            body.extend_from_slice(&chunk);
-        }
+        };
+        let (body, headers) = self.get(&url).await?;
+        let ttl = ttl(&headers, self.settings.min_ttl, self.settings.max_ttl);
         let set: JwkSet = serde_json::from_slice(&body)?;
         let keys = rs256_keys(&set);
         if keys.is_empty() {
@@ -271,6 +276,41 @@ impl Inner {
             keys,
             fresh_until: Instant::now() + ttl,
         })
+    }
+
+    /// GETs a JSON document of at most [`MAX_BODY_BYTES`]; returns its body and headers.
+    async fn get(&self, url: &str) -> Result<(bytes::Bytes, HeaderMap), FetchError> {
+        let response = self
+            .client
+            .get(url)
+            .header(http::header::ACCEPT, "application/json")
+            .send()
+            .await
+            .map_err(reqwest::Error::without_url)?;
+        if !response.status().is_success() {
+            return Err(FetchError::Status(response.status().as_u16()));
+        }
+        let headers = response.headers().clone();
+        Ok((read_capped(response, MAX_BODY_BYTES).await?, headers))
+    }
+}
+
+/// A key-set URL named by a discovery document: https, or plain http to this machine only.
+fn is_safe_url(url: &str) -> bool {
+    let Ok(url) = reqwest::Url::parse(url) else {
+        return false;
+    };
+    let host = url.host_str().unwrap_or_default();
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    match url.scheme() {
+        "https" => !host.is_empty(),
+        "http" => loopback,
+        _ => false,
     }
 }
 
@@ -319,7 +359,12 @@ async fn fetch_round(mut announce: Announce, trigger: Trigger) {
                 .current
                 .write()
                 .unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(set));
-            tracing::info!(keys, ttl_secs, ?trigger, "fetched Google's signing keys");
+            tracing::info!(
+                keys,
+                ttl_secs,
+                ?trigger,
+                "fetched the issuer's signing keys"
+            );
             announce.ok = true;
         }
         Err(error) => {
@@ -329,7 +374,7 @@ async fn fetch_round(mut announce: Announce, trigger: Trigger) {
                 error = %error,
                 ?trigger,
                 keeping,
-                "cannot fetch Google's signing keys; keeping the keys we have"
+                "cannot fetch the issuer's signing keys; keeping the keys we have"
             );
         }
     }

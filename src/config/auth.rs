@@ -16,14 +16,16 @@ use super::url::{Schemes, parse_url};
 /// Google's JSON Web Key Set for the keys that sign Google ID tokens (default `AUTH_JWKS_URL`).
 pub const GOOGLE_JWKS_URL: &str = "https://www.googleapis.com/oauth2/v3/certs";
 
-/// Default `AUTH_LEEWAY_SECS`.
-pub const DEFAULT_LEEWAY_SECS: u64 = 30;
+pub use crate::auth::settings::{ApiKeyConfig, AuthConfig, JwksConfig, OidcConfig};
+
+/// Default `AUTH_LEEWAY_SECS` (the authenticator's own default).
+pub const DEFAULT_LEEWAY_SECS: u64 = crate::auth::settings::DEFAULT_LEEWAY.as_secs();
 
 /// The largest accepted `AUTH_LEEWAY_SECS`: Node's Google library uses 300 s, more is a smell.
 pub const MAX_LEEWAY_SECS: u64 = 300;
 
 /// Default `AUTH_TOKEN_CACHE_SIZE`.
-pub const DEFAULT_TOKEN_CACHE_SIZE: u64 = 10_000;
+pub use crate::auth::settings::DEFAULT_TOKEN_CACHE_SIZE;
 
 /// The largest accepted `AUTH_TOKEN_CACHE_SIZE`.
 pub const MAX_TOKEN_CACHE_SIZE: u64 = 1_000_000;
@@ -120,20 +122,6 @@ pub struct AuthArgs {
     pub k_service: Option<String>,
 }
 
-/// Authentication settings, per mode.
-#[derive(Debug, Clone)]
-pub enum AuthConfig {
-    /// Full verification of Google-signed ID tokens (public ingress).
-    GoogleOidc(OidcConfig),
-    /// Claims of ID tokens Cloud Run IAM already verified (signature stripped); a token that still
-    /// carries a signature is verified fully.
-    CloudRunIam(OidcConfig),
-    /// A shared key in a custom header.
-    ApiKey(ApiKeyConfig),
-    /// No authentication (local only).
-    None,
-}
-
 impl AuthConfig {
     /// The mode this configuration is for.
     pub fn mode(&self) -> AuthMode {
@@ -144,75 +132,6 @@ impl AuthConfig {
             AuthConfig::None => AuthMode::None,
         }
     }
-}
-
-/// Settings of the two ID-token modes.
-#[derive(Debug, Clone)]
-pub struct OidcConfig {
-    /// Accepted `aud` values. Never empty in google-oidc; empty in cloud-run-iam means "not
-    /// checked" (Cloud Run checked it).
-    pub audiences: Vec<String>,
-    /// Accepted `email` values, lowercase, never empty.
-    pub allowed_emails: Vec<String>,
-    /// Clock skew tolerated on `exp`, `iat` and `nbf`.
-    pub leeway: Duration,
-    /// Where and how Google's keys are fetched and cached.
-    pub jwks: JwksConfig,
-    /// Verified tokens remembered until they expire; 0 verifies every request.
-    pub token_cache_size: u64,
-}
-
-impl OidcConfig {
-    /// Settings with the default leeway, token cache and key-cache policy.
-    pub fn new(audiences: Vec<String>, allowed_emails: Vec<String>, jwks_url: String) -> Self {
-        OidcConfig {
-            audiences,
-            allowed_emails,
-            leeway: Duration::from_secs(DEFAULT_LEEWAY_SECS),
-            jwks: JwksConfig::new(jwks_url),
-            token_cache_size: DEFAULT_TOKEN_CACHE_SIZE,
-        }
-    }
-}
-
-/// The key-set cache policy. Only the URL is a setting; the rest are fixed policy that tests may
-/// shorten.
-#[derive(Debug, Clone)]
-pub struct JwksConfig {
-    /// The JSON Web Key Set URL (https, or http on loopback for tests and local tools).
-    pub url: String,
-    /// Shortest time a fetched key set is trusted to be current, whatever `Cache-Control` says.
-    pub min_ttl: Duration,
-    /// Longest time a fetched key set is trusted to be current, whatever `Cache-Control` says.
-    pub max_ttl: Duration,
-    /// Minimum time between two fetches caused by requests (an unknown `kid`, no keys yet), so a
-    /// flood of made-up key ids cannot turn into a flood of fetches.
-    pub refetch_interval: Duration,
-    /// Budget of one fetch, connection included.
-    pub fetch_timeout: Duration,
-}
-
-impl JwksConfig {
-    /// The default policy for `url`: trust a key set 60 s to 24 h, refetch on demand at most every
-    /// 10 s, give a fetch 3 s.
-    pub fn new(url: String) -> Self {
-        JwksConfig {
-            url,
-            min_ttl: Duration::from_secs(60),
-            max_ttl: Duration::from_secs(24 * 3600),
-            refetch_interval: Duration::from_secs(10),
-            fetch_timeout: Duration::from_secs(3),
-        }
-    }
-}
-
-/// Settings of the api-key mode.
-#[derive(Debug, Clone)]
-pub struct ApiKeyConfig {
-    /// The header carrying the key (never `authorization`).
-    pub header: HeaderName,
-    /// The expected key.
-    pub key: Secret,
 }
 
 impl AuthArgs {
@@ -257,10 +176,10 @@ impl AuthArgs {
                             .into(),
                     );
                 }
-                Some(AuthConfig::ApiKey(ApiKeyConfig {
-                    header: header?,
-                    key: self.auth_api_key.clone()?,
-                }))
+                Some(AuthConfig::ApiKey(ApiKeyConfig::new(
+                    header?,
+                    self.auth_api_key.as_ref()?.expose(),
+                )))
             }
         }
     }
@@ -555,6 +474,7 @@ mod tests {
             panic!("{auth:?}")
         };
         assert_eq!(api.header, "x-webhook-key");
-        assert_eq!(api.key.expose(), "0123456789abcdef");
+        let expected = ApiKeyConfig::new(api.header.clone(), "0123456789abcdef");
+        assert_eq!(api.key_digest(), expected.key_digest());
     }
 }

@@ -34,7 +34,7 @@ pub use auth::{
     MAX_TOKEN_CACHE_SIZE, MIN_API_KEY_CHARS, OidcConfig,
 };
 pub use booking::{BookingApiArgs, BookingApiConfig};
-pub use identity::{AccountAccess, IdentityArgs, IdentityConfig};
+pub use identity::{AccountAccess, EndUserArgs, IdentityArgs, IdentityConfig};
 pub use secret::Secret;
 pub use server::{ServerArgs, StoreArgs};
 pub use weather::{WeatherArgs, WeatherConfig};
@@ -57,6 +57,10 @@ pub struct ServeArgs {
     /// Who may read account data.
     #[command(flatten)]
     pub identity: IdentityArgs,
+
+    /// The end user's signed ID token.
+    #[command(flatten)]
+    pub end_user: EndUserArgs,
 
     /// Weather provider settings.
     #[command(flatten)]
@@ -150,7 +154,14 @@ impl Config {
             .k_service
             .as_deref()
             .is_some_and(|s| !s.is_empty());
-        let identity = args.identity.validate(on_cloud_run, &mut problems);
+        let end_user = args.end_user.validate(
+            Duration::from_secs(args.auth.auth_leeway_secs),
+            args.auth.auth_token_cache_size,
+            &mut problems,
+        );
+        let identity = args
+            .identity
+            .validate(on_cloud_run, end_user, &mut problems);
         let weather = args
             .weather
             .validate(server.webhook_deadline_ms, &mut problems);

@@ -1,7 +1,9 @@
 //! A stand-in for Google's identity side, for tests and the dev tool `examples/dev_idp.rs`: real
 //! RS256 keys made at run time, a JSON Web Key Set served over HTTP on loopback that the caller
-//! steers (switch keys, go down, hold answers, set `Cache-Control`, count fetches), and token
-//! minting, including the malformed and forged tokens an attacker would try.
+//! steers (switch keys, go down, hold answers, set `Cache-Control`, count fetches), an OpenID
+//! discovery document at `/.well-known/openid-configuration` naming that key set, and token minting
+//! (service-agent and end-user tokens), including the malformed and forged tokens an attacker would
+//! try.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -130,6 +132,25 @@ pub fn agent_claims() -> Value {
     })
 }
 
+/// The audience of the tests' end-user tokens (a Firebase project id).
+pub const END_USER_AUDIENCE: &str = "carconnect-demo";
+
+/// The claims of a good end-user ID token of `issuer` for `subject`, issued a minute ago for an
+/// hour (shaped like Firebase's).
+pub fn end_user_claims(issuer: &str, subject: &str) -> Value {
+    let now = now();
+    json!({
+        "iss": issuer,
+        "aud": END_USER_AUDIENCE,
+        "sub": subject,
+        "user_id": subject,
+        "auth_time": now - 120,
+        "iat": now - 60,
+        "exp": now - 60 + 3600,
+        "firebase": {"sign_in_provider": "password"},
+    })
+}
+
 /// `claims` with `key` set to `value` (`Value::Null` removes it).
 pub fn with(mut claims: Value, key: &str, value: Value) -> Value {
     let map = claims.as_object_mut().expect("claims are an object");
@@ -146,6 +167,8 @@ struct Behaviour {
     keys: Vec<&'static TestKey>,
     down: bool,
     cache_control: String,
+    /// The `issuer` the discovery document names (default: [`Idp::issuer`]).
+    discovery_issuer: Option<String>,
 }
 
 struct State {
@@ -174,18 +197,21 @@ impl Idp {
                 keys: keys.to_vec(),
                 down: false,
                 cache_control: "public, max-age=3600".into(),
+                discovery_issuer: None,
             }),
             fetches: watch::Sender::new(0),
             open: watch::Sender::new(true),
         });
         let served = state.clone();
+        let base = format!("http://{addr}");
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
                 let state = served.clone();
-                let service = service_fn(move |req| answer(state.clone(), req));
+                let base = base.clone();
+                let service = service_fn(move |req| answer(state.clone(), base.clone(), req));
                 tokio::spawn(
                     hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                         .serve_connection(TokioIo::new(stream), service)
@@ -199,6 +225,16 @@ impl Idp {
     /// The key-set URL.
     pub fn url(&self) -> String {
         format!("http://{}/oauth2/v3/certs", self.addr)
+    }
+
+    /// The issuer whose discovery document this server serves (its base URL).
+    pub fn issuer(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Makes the discovery document name `issuer` instead of [`Idp::issuer`].
+    pub fn set_discovery_issuer(&self, issuer: &str) {
+        self.state.behaviour.lock().unwrap().discovery_issuer = Some(issuer.to_owned());
     }
 
     /// Serves `keys` from now on (a rotation).
@@ -249,7 +285,8 @@ impl Drop for Idp {
 
 async fn answer(
     state: Arc<State>,
-    _req: Request<Incoming>,
+    base: String,
+    req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     state.fetches.send_modify(|count| *count += 1);
     let mut open = state.open.subscribe();
@@ -261,6 +298,14 @@ async fn answer(
                 StatusCode::SERVICE_UNAVAILABLE,
                 json!({"error": "down"}),
                 String::new(),
+            )
+        } else if req.uri().path() == "/.well-known/openid-configuration" {
+            let issuer = b.discovery_issuer.clone().unwrap_or_else(|| base.clone());
+            let jwks_uri = format!("{base}/oauth2/v3/certs");
+            (
+                StatusCode::OK,
+                json!({"issuer": issuer, "jwks_uri": jwks_uri, "id_token_signing_alg_values_supported": ["RS256"]}),
+                b.cache_control.clone(),
             )
         } else {
             let keys: Vec<Value> = b.keys.iter().map(|k| k.jwk()).collect();
