@@ -95,7 +95,8 @@ pub struct ServeArgs {
     #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 256 * 1024)]
     pub max_body_bytes: usize,
 
-    /// Seconds a client may take to send the request headers (HTTP/1).
+    /// Seconds a client may take to send a request head, counted from the connection's accept for
+    /// its first request (a silent connection is closed after it) and from the last answer after.
     #[arg(long, env = "HEADER_READ_TIMEOUT_SECS", default_value_t = 10)]
     pub header_read_timeout_secs: u64,
 
@@ -165,6 +166,10 @@ pub struct ServeArgs {
     /// Remote booking API settings.
     #[command(flatten)]
     pub booking_api: BookingApiArgs,
+
+    /// Connection limits.
+    #[command(flatten)]
+    pub connections: ConnectionArgs,
 }
 
 /// Settings of the weather provider (the `weather` tag).
@@ -234,6 +239,8 @@ pub struct Config {
     pub weather: WeatherConfig,
     /// The remote booking API, when configured.
     pub booking_api: Option<BookingApiConfig>,
+    /// Connection limits.
+    pub connections: ConnectionConfig,
 }
 
 /// Weather provider settings, validated.
@@ -448,6 +455,7 @@ impl Config {
             database_path: PathBuf::from("data/cx-webhook.db"),
             weather: WeatherConfig::default(),
             booking_api: None,
+            connections: ConnectionConfig::default(),
         }
     }
 
@@ -516,6 +524,7 @@ impl Config {
 
         let weather = weather_config(&args.weather, args.deadline_ms, &mut problems);
         let booking_api = booking_api_config(&args.booking_api, &mut problems);
+        let connections = connection_config(&args.connections, &mut problems);
 
         match (auth, weather) {
             (Some(auth), Some(weather)) if problems.is_empty() => Ok(Config {
@@ -530,6 +539,7 @@ impl Config {
                 database_path: args.store.database_path.clone(),
                 weather,
                 booking_api,
+                connections,
             }),
             _ => Err(ConfigErrors(problems)),
         }
@@ -806,6 +816,60 @@ fn is_loopback(host: &str) -> bool {
             .trim_end_matches(']')
             .parse::<IpAddr>()
             .is_ok_and(|ip| ip.is_loopback())
+}
+
+// --- Connection limits (issue 14) ---------------------------------------------------------------
+
+/// Settings of the connection layer: how many connections stay open, how long an idle one lives.
+#[derive(Debug, Clone, Args)]
+pub struct ConnectionArgs {
+    /// Most connections open at once; 0 (the default) derives it from the file-descriptor limit
+    /// (RLIMIT_NOFILE minus 128). At the cap, the oldest connections that have not sent a complete
+    /// request yet are closed to make room.
+    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 0)]
+    pub max_connections: usize,
+
+    /// Seconds a connection that has served requests may stay open with none in flight (h2c;
+    /// HTTP/1 keep-alive waits at most HEADER_READ_TIMEOUT_SECS for the next request head).
+    #[arg(long, env = "IDLE_TIMEOUT_SECS", default_value_t = 60)]
+    pub idle_timeout_secs: u64,
+}
+
+/// Connection limits, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionConfig {
+    /// The connection cap; `None` derives it from RLIMIT_NOFILE at start.
+    pub max_connections: Option<usize>,
+    /// How long a connection that has served requests may stay open with none in flight.
+    pub idle_timeout: Duration,
+}
+
+impl Default for ConnectionConfig {
+    fn default() -> Self {
+        ConnectionConfig {
+            max_connections: None,
+            idle_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+fn connection_config(args: &ConnectionArgs, problems: &mut Vec<String>) -> ConnectionConfig {
+    if args.max_connections > 1_000_000 {
+        problems.push(format!(
+            "MAX_CONNECTIONS: {} is more than 1000000 (0 derives it from the file-descriptor limit)",
+            args.max_connections
+        ));
+    }
+    if !(1..=3600).contains(&args.idle_timeout_secs) {
+        problems.push(format!(
+            "IDLE_TIMEOUT_SECS: {} is outside 1..=3600",
+            args.idle_timeout_secs
+        ));
+    }
+    ConnectionConfig {
+        max_connections: (args.max_connections > 0).then_some(args.max_connections),
+        idle_timeout: Duration::from_secs(args.idle_timeout_secs),
+    }
 }
 
 #[cfg(test)]
