@@ -84,22 +84,18 @@ pub async fn run(
     );
 
     let mut accept_failures = Burst::default();
-    let mut cap_reached = Burst::default();
+    let mut cap_reached = RateLimited::default();
     'accept: loop {
         // A slot first; at the cap, make room by closing the oldest connection with no request yet.
         let slot = match tracker.try_slot() {
-            Some(slot) => {
-                if let Some(times) = cap_reached.ended() {
-                    tracing::info!(times, "below the connection cap again");
-                }
-                slot
-            }
+            Some(slot) => slot,
             None => {
                 let evicted = tracker.evict_oldest_unused();
-                if cap_reached.note() {
+                if let Some(since_last) = cap_reached.note() {
                     tracing::warn!(
                         max_connections = cap,
                         evicted,
+                        times_since_last_log = since_last,
                         "connection cap reached: closing the oldest connections that sent no request"
                     );
                 }
@@ -238,6 +234,7 @@ async fn drive<C>(
                     Ok(Phase::Abort) | Err(_) => return,
                 }
             }
+            () = state.went_idle.notified() => {}
             () = tokio::time::sleep_until(recheck) => {}
         }
         if closing {
@@ -256,7 +253,29 @@ async fn drive<C>(
     }
 }
 
-/// A run of repeated events (accept failures, cap reached) logged once when it starts and once
+/// An event logged at most once per 10 s, with how often it happened in between.
+#[derive(Default)]
+struct RateLimited {
+    last: Option<Instant>,
+    since_last: u64,
+}
+
+impl RateLimited {
+    /// Counts one event; `Some(count since the last log)` when it should be logged.
+    fn note(&mut self) -> Option<u64> {
+        self.since_last += 1;
+        if self
+            .last
+            .is_some_and(|at| at.elapsed() < Duration::from_secs(10))
+        {
+            return None;
+        }
+        self.last = Some(Instant::now());
+        Some(std::mem::take(&mut self.since_last))
+    }
+}
+
+/// A run of repeated events (accept failures) logged once when it starts and once
 /// when it ends, with an exponential back-off between attempts.
 #[derive(Default)]
 struct Burst {
