@@ -31,8 +31,9 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::GracefulConnection;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tokio::time::Instant;
 use tracing::Instrument;
 
@@ -41,6 +42,9 @@ use crate::auth::AuthFailure;
 use crate::cx::{MAX_RESPONSE_BYTES, Trim, WebhookRequest};
 use crate::handlers::TOO_LARGE_TEXT;
 use crate::telemetry::TraceContext;
+
+mod conn;
+use conn::{Registration, Tracked, Tracker};
 
 /// The response body type.
 pub type Body = Full<Bytes>;
@@ -63,59 +67,238 @@ pub async fn run(
         .timer(TokioTimer::new())
         .max_concurrent_streams(256)
         .keep_alive_interval(Some(Duration::from_secs(30)));
+    // Connection layer: a client that half-closes after its requests still gets every answer.
+    builder.http1().half_close(true);
 
-    let graceful = GracefulShutdown::new();
+    let (cap, fd_limit) = conn::max_connections(app.config.connections.max_connections);
+    let tracker = Arc::new(Tracker::new(cap));
+    let (phase_tx, phase) = watch::channel(Phase::Serving);
     let mut shutdown = pin!(shutdown);
     tracing::info!(
         address = %listener.local_addr()?,
         auth_mode = %app.config.auth.mode(),
         webhook_paths = ?app.config.webhook_paths,
+        max_connections = cap,
+        fd_limit,
         "listening"
     );
 
-    loop {
-        tokio::select! {
-            biased;
-            () = &mut shutdown => break,
-            accepted = listener.accept() => {
-                let (stream, peer) = match accepted {
-                    Ok(pair) => pair,
-                    Err(error) => {
-                        // EMFILE and friends: back off instead of spinning; the listener survives.
-                        tracing::warn!(%error, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let _ = stream.set_nodelay(true);
-                let app = app.clone();
-                let service = service_fn(move |req| {
-                    let app = app.clone();
-                    async move { Ok::<_, Infallible>(handle(&app, req, peer).await) }
-                });
-                let conn = builder.serve_connection(TokioIo::new(stream), service).into_owned();
-                let conn = graceful.watch(conn);
-                tokio::spawn(async move {
-                    if let Err(error) = conn.await {
-                        tracing::debug!(%error, %peer, "connection ended with an error");
-                    }
-                });
+    let mut accept_failures = Burst::default();
+    let mut cap_reached = RateLimited::default();
+    'accept: loop {
+        // A slot first; at the cap, make room by closing the oldest connection with no request yet.
+        let slot = match tracker.try_slot() {
+            Some(slot) => slot,
+            None => {
+                let evicted = tracker.evict_oldest_unused();
+                if let Some(since_last) = cap_reached.note() {
+                    tracing::warn!(
+                        max_connections = cap,
+                        evicted,
+                        times_since_last_log = since_last,
+                        "connection cap reached: closing the oldest connections that sent no request"
+                    );
+                }
+                tokio::select! {
+                    biased;
+                    () = &mut shutdown => break 'accept,
+                    slot = tracker.slot() => slot,
+                }
             }
+        };
+        let (stream, peer) = tokio::select! {
+            biased;
+            () = &mut shutdown => break 'accept,
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(error) => {
+                    // EMFILE and friends: free a descriptor if an unused connection holds one, back
+                    // off briefly, and log once per burst; the listener survives.
+                    tracker.evict_oldest_unused();
+                    if accept_failures.note() {
+                        tracing::warn!(%error, "accept failed; backing off");
+                    }
+                    tokio::select! {
+                        biased;
+                        () = &mut shutdown => break 'accept,
+                        () = tokio::time::sleep(accept_failures.backoff()) => continue 'accept,
+                    }
+                }
+            },
+        };
+        if let Some(count) = accept_failures.ended() {
+            tracing::info!(failures = count, "accepting again");
         }
+        let _ = stream.set_nodelay(true);
+        let registration = tracker.register(&stream, slot);
+        let state = registration.state.clone();
+        let timeouts = (
+            app.config.header_read_timeout,
+            app.config.connections.idle_timeout,
+        );
+        let app = app.clone();
+        let requests = tracker.clone();
+        let service = service_fn(move |req: Request<Incoming>| {
+            let app = app.clone();
+            let guard = state.request_started();
+            let requests = requests.clone();
+            let http1 = req.version() <= http::Version::HTTP_11;
+            async move {
+                let mut response = handle(&app, req, peer).await;
+                if http1 && guard.close_after(&requests) {
+                    response
+                        .headers_mut()
+                        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                }
+                Ok::<_, Infallible>(response)
+            }
+        });
+        let io = TokioIo::new(Tracked::new(stream, registration.state.clone()));
+        let conn = builder.serve_connection(io, service).into_owned();
+        tokio::spawn(drive(conn, registration, phase.clone(), timeouts, peer));
     }
 
     drop(listener);
     let grace = app.config.shutdown_grace;
     tracing::info!(
-        connections = graceful.count(),
+        connections = tracker.open(),
         grace_secs = grace.as_secs(),
-        "shutting down: no new connections, finishing in-flight requests"
+        "shutting down: no new connections, finishing in-flight and received requests"
     );
-    match tokio::time::timeout(grace, graceful.shutdown()).await {
+    tracker.start_draining();
+    let _ = phase_tx.send(Phase::Draining);
+    match tokio::time::timeout(grace, tracker.all_closed()).await {
         Ok(()) => tracing::info!("all connections closed"),
-        Err(_) => tracing::warn!("grace period over; dropping the remaining connections"),
+        Err(_) => {
+            tracing::warn!(
+                connections = tracker.open(),
+                "grace period over; dropping the remaining connections"
+            );
+            let _ = phase_tx.send(Phase::Abort);
+            let _ = tokio::time::timeout(Duration::from_secs(1), tracker.all_closed()).await;
+        }
     }
     Ok(())
+}
+
+/// Where the server is in its life, as the connection tasks see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Serving,
+    /// Finish what was received, answer with `Connection: close`, close quiet connections.
+    Draining,
+    /// The grace period is over: drop every connection.
+    Abort,
+}
+
+/// Runs one connection to its end: closes it when it stays idle too long (from the accept until the
+/// first request, `timeouts.0`; after an answer, `timeouts.1`), when the tracker evicts it, or, while
+/// draining, once it is quiet (nothing in flight, nothing more received).
+async fn drive<C>(
+    conn: C,
+    registration: Registration,
+    mut phase: watch::Receiver<Phase>,
+    timeouts: (Duration, Duration),
+    peer: SocketAddr,
+) where
+    C: GracefulConnection,
+    C::Error: std::fmt::Display,
+{
+    let state = registration.state.clone();
+    let mut conn = pin!(conn);
+    let mut closing = false;
+    let mut draining = *phase.borrow() == Phase::Draining;
+    loop {
+        let idle_at = state.idle_deadline(timeouts.0, timeouts.1);
+        // While draining, look again soon: a quiet connection closes at once.
+        let recheck = if draining && !closing {
+            Instant::now() + Duration::from_millis(10)
+        } else {
+            idle_at.unwrap_or_else(|| Instant::now() + timeouts.1)
+        };
+        tokio::select! {
+            result = conn.as_mut() => {
+                if let Err(error) = result {
+                    tracing::debug!(%error, %peer, "connection ended with an error");
+                }
+                return;
+            }
+            () = state.evicted.notified() => {
+                tracing::debug!(%peer, "closed to make room: no request on it yet");
+                return;
+            }
+            changed = phase.changed() => {
+                match changed.map(|()| *phase.borrow_and_update()) {
+                    Ok(Phase::Draining) => draining = true,
+                    Ok(Phase::Serving) => {}
+                    Ok(Phase::Abort) | Err(_) => return,
+                }
+            }
+            () = state.went_idle.notified() => {}
+            () = tokio::time::sleep_until(recheck) => {}
+        }
+        if closing {
+            continue;
+        }
+        let idle_over = idle_at.is_some_and(|at| at <= Instant::now());
+        if idle_over && !state.used() {
+            // Silent since the accept: nothing was received, nothing to answer.
+            tracing::debug!(%peer, "closed: no request head within the header read timeout");
+            return;
+        }
+        if idle_over || (draining && (state.is_h2() || state.quiet())) {
+            conn.as_mut().graceful_shutdown();
+            closing = true;
+        }
+    }
+}
+
+/// An event logged at most once per 10 s, with how often it happened in between.
+#[derive(Default)]
+struct RateLimited {
+    last: Option<Instant>,
+    since_last: u64,
+}
+
+impl RateLimited {
+    /// Counts one event; `Some(count since the last log)` when it should be logged.
+    fn note(&mut self) -> Option<u64> {
+        self.since_last += 1;
+        if self
+            .last
+            .is_some_and(|at| at.elapsed() < Duration::from_secs(10))
+        {
+            return None;
+        }
+        self.last = Some(Instant::now());
+        Some(std::mem::take(&mut self.since_last))
+    }
+}
+
+/// A run of repeated events (accept failures) logged once when it starts and once
+/// when it ends, with an exponential back-off between attempts.
+#[derive(Default)]
+struct Burst {
+    count: u64,
+}
+
+impl Burst {
+    /// Counts one event; true for the first of a burst (log it).
+    fn note(&mut self) -> bool {
+        self.count += 1;
+        self.count == 1
+    }
+
+    /// The pause before the next attempt: 5 ms doubling up to 500 ms.
+    fn backoff(&self) -> Duration {
+        let exp = u32::try_from(self.count.saturating_sub(1).min(7)).unwrap_or(7);
+        Duration::from_millis(5 << exp).min(Duration::from_millis(500))
+    }
+
+    /// Ends a burst; its size, if there was one.
+    fn ended(&mut self) -> Option<u64> {
+        (self.count > 0).then(|| std::mem::take(&mut self.count))
+    }
 }
 
 /// Installs SIGTERM (Cloud Run) and SIGINT (Ctrl-C) handlers now, and returns a future that

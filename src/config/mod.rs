@@ -16,6 +16,7 @@
 
 pub mod auth;
 pub mod booking;
+pub mod connections;
 pub mod identity;
 pub mod secret;
 pub mod server;
@@ -34,6 +35,7 @@ pub use auth::{
     MAX_TOKEN_CACHE_SIZE, MIN_API_KEY_CHARS, OidcConfig,
 };
 pub use booking::{BookingApiArgs, BookingApiConfig};
+pub use connections::{ConnectionArgs, ConnectionConfig};
 pub use identity::{AccountAccess, EndUserArgs, IdentityArgs, IdentityConfig};
 pub use secret::Secret;
 pub use server::{ServerArgs, StoreArgs};
@@ -49,6 +51,10 @@ pub struct ServeArgs {
     /// Where to listen, paths, limits and timeouts.
     #[command(flatten)]
     pub server: ServerArgs,
+
+    /// Connection limits.
+    #[command(flatten)]
+    pub connections: ConnectionArgs,
 
     /// Who may call.
     #[command(flatten)]
@@ -88,6 +94,8 @@ pub struct Config {
     pub deadline: Duration,
     /// Grace period for in-flight requests at shutdown.
     pub shutdown_grace: Duration,
+    /// Connection limits.
+    pub connections: ConnectionConfig,
     /// Authentication settings.
     pub auth: AuthConfig,
     /// End-user identity settings (who may read account data).
@@ -131,6 +139,7 @@ impl Config {
             body_read_timeout: Duration::from_secs(DEFAULT_BODY_READ_TIMEOUT_SECS),
             deadline: Duration::from_millis(DEFAULT_WEBHOOK_DEADLINE_MS),
             shutdown_grace: Duration::from_secs(DEFAULT_SHUTDOWN_GRACE_SECS),
+            connections: ConnectionConfig::default(),
             auth: AuthConfig::None,
             identity: IdentityConfig::default(),
             database_path: PathBuf::from(DEFAULT_DATABASE_PATH),
@@ -145,6 +154,7 @@ impl Config {
         let server = &args.server;
         let webhook_paths = server.webhook_paths(&mut problems);
         server.check_limits(&mut problems);
+        let connections = args.connections.validate(&mut problems);
         if args.store.database_path.as_os_str().is_empty() {
             problems.push("DATABASE_PATH: empty".into());
         }
@@ -176,6 +186,7 @@ impl Config {
                 body_read_timeout: Duration::from_secs(server.body_read_timeout_secs),
                 deadline: Duration::from_millis(server.webhook_deadline_ms),
                 shutdown_grace: Duration::from_secs(server.shutdown_grace_secs),
+                connections,
                 auth,
                 identity,
                 database_path: args.store.database_path.clone(),

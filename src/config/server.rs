@@ -75,7 +75,8 @@ pub struct ServerArgs {
     #[arg(long, env, value_name = "BYTES", default_value_t = DEFAULT_MAX_BODY_BYTES, hide_short_help = true)]
     pub max_body_bytes: usize,
 
-    /// Seconds a client may take to send the request headers (HTTP/1).
+    /// Seconds a client may take to send a request head, counted from the connection's accept for
+    /// its first request (a silent connection is closed after it) and from the last answer after.
     #[arg(long, env, value_name = "SECS", default_value_t = DEFAULT_HEADER_READ_TIMEOUT_SECS, hide_short_help = true)]
     pub header_read_timeout_secs: u64,
 

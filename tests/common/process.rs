@@ -11,6 +11,7 @@ use std::time::Duration;
 pub struct Binary {
     envs: Vec<(String, OsString)>,
     uid: Option<u32>,
+    nofile: Option<u64>,
     exe: std::path::PathBuf,
 }
 
@@ -23,6 +24,7 @@ impl Binary {
                 dir.path().join("cx-webhook.db").into_os_string(),
             )],
             uid: None,
+            nofile: None,
             exe: env!("CARGO_BIN_EXE_cx-webhook").into(),
         }
     }
@@ -45,6 +47,12 @@ impl Binary {
         self
     }
 
+    /// Runs the process with this RLIMIT_NOFILE (soft and hard), like `ulimit -n`.
+    pub fn nofile(mut self, limit: u64) -> Self {
+        self.nofile = Some(limit);
+        self
+    }
+
     fn command(&self) -> Command {
         let mut cmd = Command::new(&self.exe);
         cmd.env_clear()
@@ -57,6 +65,22 @@ impl Binary {
         }
         if let Some(uid) = self.uid {
             cmd.uid(uid).gid(uid);
+        }
+        if let Some(limit) = self.nofile {
+            let rlim = libc::rlimit {
+                rlim_cur: limit,
+                rlim_max: limit,
+            };
+            // SAFETY: setrlimit is async-signal-safe and only touches the child's own limits.
+            unsafe {
+                cmd.pre_exec(move || {
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &rlim) == 0 {
+                        Ok(())
+                    } else {
+                        Err(std::io::Error::last_os_error())
+                    }
+                });
+            }
         }
         cmd
     }
