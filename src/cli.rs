@@ -122,10 +122,14 @@ pub fn main() -> ExitCode {
         Some(Command::Send(_)) => telemetry::init_stderr(&cli.log),
         _ => telemetry::init(&cli.log),
     };
-    if let Err(e) = init {
-        eprintln!("{e}");
-        return ExitCode::from(2);
-    }
+    // Held to the end: dropping it writes out the log lines still queued.
+    let _log_guard = match init {
+        Ok(guard) => guard,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
     match cli.command {
         Some(Command::Serve(args)) => serve(&args),
         Some(Command::Db { action, store }) => db(&action, &store),

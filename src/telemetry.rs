@@ -8,16 +8,24 @@
 //! trace. WARNING and above carry `logging.googleapis.com/sourceLocation`. No line has a prefix:
 //! Cloud Run parses only whole-line JSON.
 //!
+//! The line's own keys (`severity`, `time`, `message`, `target`) win over fields of the same name,
+//! so every key appears once.
+//!
+//! Lines are formatted into a reused per-thread buffer (span fields are kept already encoded as
+//! JSON) and, for the installed subscriber, handed to a writer thread ([`LogPipe`]): the request
+//! threads make no `write` call, and under load lines go out in batches. The guard [`init`] returns
+//! writes out what is queued when `main` ends, so a SIGTERM shutdown loses no line.
+//!
 //! Nothing here logs request bodies, tokens or keys; callers must not pass them as fields either.
 
 use std::fmt::Write as _;
 use std::io::{IsTerminal, Write};
 
 use clap::{Args, ValueEnum};
-use serde_json::{Map, Value};
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::Targets;
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
 use tracing_subscriber::registry::LookupSpan;
@@ -62,28 +70,41 @@ pub struct LogArgs {
     pub project_id: Option<String>,
 }
 
-/// Installs the global subscriber, writing to stdout. Fails if the filter does not parse or a
-/// subscriber exists.
-pub fn init(args: &LogArgs) -> Result<(), String> {
-    init_with(args, std::io::stdout, std::io::stdout().is_terminal())
+/// Installs the global subscriber, writing to stdout off the calling threads (see [`LogPipe`]).
+/// Fails if the filter does not parse or a subscriber exists. Keep the returned guard until the end
+/// of `main`: dropping it writes out every line logged before.
+pub fn init(args: &LogArgs) -> Result<LogGuard, String> {
+    let pipe = LogPipe::start(Sink::Stdout);
+    init_with(args, pipe.clone(), std::io::stdout().is_terminal())?;
+    Ok(LogGuard(Some(pipe)))
 }
 
 /// Like [`init`], writing to stderr: for commands whose stdout is their result.
-pub fn init_stderr(args: &LogArgs) -> Result<(), String> {
-    init_with(args, std::io::stderr, std::io::stderr().is_terminal())
+pub fn init_stderr(args: &LogArgs) -> Result<LogGuard, String> {
+    let pipe = LogPipe::start(Sink::Stderr);
+    init_with(args, pipe.clone(), std::io::stderr().is_terminal())?;
+    Ok(LogGuard(Some(pipe)))
 }
 
 fn init_with<W>(args: &LogArgs, make_writer: W, terminal: bool) -> Result<(), String>
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
-    let filter = EnvFilter::try_new(&args.log_filter)
-        .map_err(|e| format!("RUST_LOG: `{}` is not a valid filter: {e}", args.log_filter))?;
     let format = args.log_format.unwrap_or(if terminal {
         LogFormat::Text
     } else {
         LogFormat::Json
     });
+    // A filter of plain `target=level` directives (`info`, `cx_webhook=debug,warn`) is decided once
+    // per log site; EnvFilter, needed only for span and field directives, also takes a lock and a
+    // thread-local stack on every span enter and exit.
+    let filter: Box<dyn Layer<tracing_subscriber::Registry> + Send + Sync> =
+        match args.log_filter.parse::<Targets>() {
+            Ok(targets) => Box::new(targets),
+            Err(_) => Box::new(EnvFilter::try_new(&args.log_filter).map_err(|e| {
+                format!("RUST_LOG: `{}` is not a valid filter: {e}", args.log_filter)
+            })?),
+        };
     let registry = tracing_subscriber::registry().with(filter);
     let result = match format {
         LogFormat::Json => registry
@@ -100,7 +121,198 @@ where
     result.map_err(|e| format!("logging: {e}"))
 }
 
+/// Where a [`LogPipe`] writes.
+#[derive(Debug, Clone)]
+enum Sink {
+    Stdout,
+    Stderr,
+    #[cfg(test)]
+    Memory(std::sync::Arc<std::sync::Mutex<Vec<u8>>>),
+}
+
+/// Hands log lines to a writer thread, so the threads that log never make a `write` call: a line is
+/// appended to a shared buffer under a short lock, and the writer thread writes whatever gathered
+/// in one call, then waits [`LogPipe::GATHER`] so that under load lines go out in batches. An idle
+/// writer is woken by the first line, so a lone line goes out at once. Nothing is dropped: when
+/// [`LogPipe::MAX_PENDING`] bytes wait (stdout blocked), loggers wait for room, as a blocking write
+/// would. [`LogGuard`] writes out the rest at exit.
+///
+/// Hand-written rather than tracing-appender's `non_blocking`, which allocates and sends each line
+/// through a channel, wakes its thread per line and by default drops lines when its queue is full.
+#[derive(Clone)]
+pub struct LogPipe(std::sync::Arc<PipeShared>);
+
+struct PipeShared {
+    state: std::sync::Mutex<PipeState>,
+    /// Signalled when the idle writer has a line, or at shutdown.
+    writer: std::sync::Condvar,
+    /// Signalled when the writer took the buffer and loggers wait for room.
+    room: std::sync::Condvar,
+    sink: Sink,
+    thread: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+#[derive(Default)]
+struct PipeState {
+    pending: Vec<u8>,
+    writer_idle: bool,
+    loggers_waiting: usize,
+    closed: bool,
+}
+
+impl LogPipe {
+    /// How long the writer lets lines gather after a write.
+    pub const GATHER: std::time::Duration = std::time::Duration::from_millis(2);
+    /// Bytes that may wait before loggers wait for the writer.
+    pub const MAX_PENDING: usize = 4 << 20;
+
+    fn start(sink: Sink) -> LogPipe {
+        let pipe = LogPipe(std::sync::Arc::new(PipeShared {
+            state: std::sync::Mutex::default(),
+            writer: std::sync::Condvar::new(),
+            room: std::sync::Condvar::new(),
+            sink,
+            thread: std::sync::Mutex::new(None),
+        }));
+        let shared = pipe.0.clone();
+        let spawned = std::thread::Builder::new()
+            .name("log-writer".into())
+            .spawn(move || shared.run());
+        match spawned {
+            Ok(handle) => *pipe.0.lock_thread() = Some(handle),
+            // No thread: lines are written by the loggers themselves.
+            Err(_) => pipe.0.lock().closed = true,
+        }
+        pipe
+    }
+
+    fn push(&self, bytes: &[u8]) {
+        let shared = &*self.0;
+        let mut state = shared.lock();
+        while state.pending.len() >= Self::MAX_PENDING && !state.closed {
+            state.loggers_waiting += 1;
+            state = shared
+                .room
+                .wait(state)
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            state.loggers_waiting -= 1;
+        }
+        if state.closed {
+            // After shutdown (or without a writer thread): write directly.
+            drop(state);
+            shared.write(bytes);
+            return;
+        }
+        state.pending.extend_from_slice(bytes);
+        let wake = std::mem::take(&mut state.writer_idle);
+        drop(state);
+        if wake {
+            shared.writer.notify_one();
+        }
+    }
+}
+
+impl PipeShared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, PipeState> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn lock_thread(&self) -> std::sync::MutexGuard<'_, Option<std::thread::JoinHandle<()>>> {
+        self.thread
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn write(&self, bytes: &[u8]) {
+        // A line that cannot be written has nowhere else to go.
+        let _ = match &self.sink {
+            Sink::Stdout => std::io::stdout().lock().write_all(bytes),
+            Sink::Stderr => std::io::stderr().lock().write_all(bytes),
+            #[cfg(test)]
+            Sink::Memory(buf) => {
+                buf.lock().unwrap().extend_from_slice(bytes);
+                Ok(())
+            }
+        };
+    }
+
+    /// The writer thread: writes what gathered until closed and drained.
+    fn run(&self) {
+        let mut out = Vec::new();
+        loop {
+            let mut state = self.lock();
+            while state.pending.is_empty() {
+                if state.closed {
+                    return;
+                }
+                state.writer_idle = true;
+                state = self
+                    .writer
+                    .wait(state)
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+            }
+            state.writer_idle = false;
+            std::mem::swap(&mut state.pending, &mut out);
+            let closed = state.closed;
+            let waiting = state.loggers_waiting > 0;
+            drop(state);
+            if waiting {
+                self.room.notify_all();
+            }
+            self.write(&out);
+            out.clear();
+            if out.capacity() > LogPipe::MAX_PENDING {
+                out = Vec::new();
+            }
+            if !closed {
+                std::thread::sleep(LogPipe::GATHER);
+            }
+        }
+    }
+}
+
+impl Write for &LogPipe {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.push(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> MakeWriter<'a> for LogPipe {
+    type Writer = &'a LogPipe;
+    fn make_writer(&'a self) -> &'a LogPipe {
+        self
+    }
+}
+
+/// Keeps the log writer thread; dropping it writes out every pending line and stops the thread
+/// (later lines are written directly by whoever logs them).
+#[must_use = "dropping the guard stops the log writer thread"]
+pub struct LogGuard(Option<LogPipe>);
+
+impl Drop for LogGuard {
+    fn drop(&mut self) {
+        if let Some(pipe) = self.0.take() {
+            pipe.0.lock().closed = true;
+            pipe.0.writer.notify_one();
+            pipe.0.room.notify_all();
+            if let Some(thread) = pipe.0.lock_thread().take() {
+                let _ = thread.join();
+            }
+        }
+    }
+}
+
 /// A `tracing` layer writing Cloud Logging JSON lines to `W`.
+///
+/// Each line is formatted into a reused per-thread buffer and handed to the writer in one
+/// `write_all`; span fields are kept pre-encoded as JSON, so an event copies them instead of
+/// rebuilding a map.
 pub struct CloudLoggingLayer<W> {
     project_id: Option<String>,
     make_writer: W,
@@ -116,35 +328,112 @@ impl<W> CloudLoggingLayer<W> {
     }
 }
 
-/// The recorded fields of a span, kept in its extensions.
-struct SpanFields(Map<String, Value>);
+/// Field names the line itself sets; a span or event field of the same name is left out.
+const RESERVED: [&str; 4] = ["severity", "time", "message", "target"];
 
-struct JsonVisitor<'a>(&'a mut Map<String, Value>);
+/// Recorded fields as JSON: each entry names a field and the byte range of its encoded value in
+/// `json`. A field recorded again replaces the entry (the old bytes stay unused).
+#[derive(Default)]
+struct Fields {
+    json: Vec<u8>,
+    entries: Vec<(&'static str, std::ops::Range<usize>)>,
+    /// The event's `message` (events only).
+    message: Option<std::ops::Range<usize>>,
+    /// Scratch for `Debug` values.
+    text: String,
+}
 
-impl Visit for JsonVisitor<'_> {
+impl Fields {
+    fn clear(&mut self) {
+        self.json.clear();
+        self.entries.clear();
+        self.message = None;
+    }
+
+    fn set(&mut self, name: &'static str, value: std::ops::Range<usize>) {
+        match self.entries.iter_mut().find(|(n, _)| *n == name) {
+            Some(entry) => entry.1 = value,
+            None => self.entries.push((name, value)),
+        }
+    }
+
+    fn value(&self, name: &str) -> Option<&[u8]> {
+        self.entries
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, r)| &self.json[r.clone()])
+    }
+
+    fn remove(&mut self, name: &str) -> Option<std::ops::Range<usize>> {
+        let at = self.entries.iter().position(|(n, _)| *n == name)?;
+        Some(self.entries.remove(at).1)
+    }
+
+    /// Encodes `value` at the end of `json` and records it under `field`.
+    fn record<T: serde::Serialize + ?Sized>(&mut self, field: &Field, value: &T) {
+        let start = self.json.len();
+        if serde_json::to_writer(&mut self.json, value).is_err() {
+            self.json.truncate(start);
+            self.json.extend_from_slice(b"null");
+        }
+        let range = start..self.json.len();
+        if field.name() == "message" {
+            self.message = Some(range);
+        } else {
+            self.set(field.name(), range);
+        }
+    }
+
+    /// Copies `other`'s fields in, replacing those of the same name.
+    fn merge(&mut self, other: &Fields) {
+        for (name, range) in &other.entries {
+            let start = self.json.len();
+            self.json.extend_from_slice(&other.json[range.clone()]);
+            self.set(name, start..self.json.len());
+        }
+    }
+}
+
+impl Visit for Fields {
     fn record_f64(&mut self, field: &Field, value: f64) {
-        self.0.insert(field.name().into(), Value::from(value));
+        self.record(field, &value);
     }
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.0.insert(field.name().into(), Value::from(value));
+        self.record(field, &value);
     }
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.0.insert(field.name().into(), Value::from(value));
+        self.record(field, &value);
     }
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.0.insert(field.name().into(), Value::from(value));
+        self.record(field, &value);
     }
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.0.insert(field.name().into(), Value::from(value));
+        self.record(field, value);
     }
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        self.0
-            .insert(field.name().into(), Value::from(error_chain(value)));
+        self.record(field, &error_chain(value));
     }
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        self.0
-            .insert(field.name().into(), Value::from(format!("{value:?}")));
+        let mut text = std::mem::take(&mut self.text);
+        text.clear();
+        let _ = write!(text, "{value:?}");
+        self.record(field, text.as_str());
+        self.text = text;
     }
+}
+
+/// The recorded fields of a span, kept in its extensions.
+struct SpanFields(Fields);
+
+/// Per-thread buffers of the event being formatted.
+#[derive(Default)]
+struct Scratch {
+    fields: Fields,
+    line: Vec<u8>,
+}
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::default();
 }
 
 fn severity(level: &Level) -> &'static str {
@@ -168,8 +457,8 @@ where
         ctx: Context<'_, S>,
     ) {
         if let Some(span) = ctx.span(id) {
-            let mut fields = Map::new();
-            attrs.record(&mut JsonVisitor(&mut fields));
+            let mut fields = Fields::default();
+            attrs.record(&mut fields);
             span.extensions_mut().insert(SpanFields(fields));
         }
     }
@@ -183,63 +472,98 @@ where
         if let Some(span) = ctx.span(id) {
             let mut ext = span.extensions_mut();
             if let Some(fields) = ext.get_mut::<SpanFields>() {
-                values.record(&mut JsonVisitor(&mut fields.0));
+                values.record(&mut fields.0);
             }
         }
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
-        let meta = event.metadata();
-        let mut line = Map::new();
-        line.insert("severity".into(), severity(meta.level()).into());
-        line.insert("time".into(), jiff::Timestamp::now().to_string().into());
+        // A `Debug` impl that logs would re-enter on this thread: it gets fresh buffers.
+        let mut fresh = None;
+        SCRATCH.with(|cell| {
+            let mut guard = cell.try_borrow_mut().ok();
+            let scratch = match guard.as_deref_mut() {
+                Some(s) => s,
+                None => fresh.insert(Scratch::default()),
+            };
+            self.format(event, &ctx, scratch);
+            let _ = self.make_writer.make_writer().write_all(&scratch.line);
+        });
+    }
+}
 
+impl<W> CloudLoggingLayer<W> {
+    /// Formats `event` as one JSON line (with its newline) into `scratch.line`.
+    fn format<S>(&self, event: &Event<'_>, ctx: &Context<'_, S>, scratch: &mut Scratch)
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        let meta = event.metadata();
+        let fields = &mut scratch.fields;
+        fields.clear();
         if let Some(scope) = ctx.event_scope(event) {
             for span in scope.from_root() {
-                if let Some(fields) = span.extensions().get::<SpanFields>() {
-                    for (k, v) in &fields.0 {
-                        line.insert(k.clone(), v.clone());
-                    }
+                if let Some(span_fields) = span.extensions().get::<SpanFields>() {
+                    fields.merge(&span_fields.0);
                 }
             }
         }
-        let mut fields = Map::new();
-        event.record(&mut JsonVisitor(&mut fields));
-        let message = fields.remove("message").unwrap_or(Value::from(""));
-        line.extend(fields);
-        line.insert("message".into(), message);
-        line.insert("target".into(), meta.target().into());
+        event.record(fields);
 
-        if let Some(Value::String(trace)) = line.get("trace_id").cloned()
-            && let Some(project) = &self.project_id
+        let line = &mut scratch.line;
+        line.clear();
+        line.extend_from_slice(b"{\"severity\":\"");
+        line.extend_from_slice(severity(meta.level()).as_bytes());
+        line.extend_from_slice(b"\",\"time\":\"");
+        let _ = write!(line, "{}", jiff::Timestamp::now());
+        line.extend_from_slice(b"\"");
+
+        if let Some(project) = &self.project_id
+            && let Some(trace) = fields.value("trace_id")
+            && let [b'"', trace @ .., b'"'] = trace
         {
-            line.remove("trace_id");
-            line.insert(
-                "logging.googleapis.com/trace".into(),
-                format!("projects/{project}/traces/{trace}").into(),
+            line.extend_from_slice(b",\"logging.googleapis.com/trace\":");
+            let trace = format!(
+                "projects/{project}/traces/{}",
+                String::from_utf8_lossy(trace)
             );
+            let _ = serde_json::to_writer(&mut *line, &trace);
+            fields.remove("trace_id");
         }
-        if let Some(span_id) = line.remove("span_id") {
-            line.insert("logging.googleapis.com/spanId".into(), span_id);
+        for (name, range) in &fields.entries {
+            let key = match *name {
+                "span_id" => "logging.googleapis.com/spanId",
+                "trace_sampled" => "logging.googleapis.com/trace_sampled",
+                n if RESERVED.contains(&n) => continue,
+                n => n,
+            };
+            line.push(b',');
+            let _ = serde_json::to_writer(&mut *line, key);
+            line.push(b':');
+            line.extend_from_slice(&fields.json[range.clone()]);
         }
-        if let Some(sampled) = line.remove("trace_sampled") {
-            line.insert("logging.googleapis.com/trace_sampled".into(), sampled);
+        line.extend_from_slice(b",\"message\":");
+        match &fields.message {
+            Some(range) => line.extend_from_slice(&fields.json[range.clone()]),
+            None => line.extend_from_slice(b"\"\""),
         }
+        line.extend_from_slice(b",\"target\":");
+        let _ = serde_json::to_writer(&mut *line, meta.target());
         if *meta.level() <= Level::WARN {
-            let mut loc = Map::new();
+            line.extend_from_slice(b",\"logging.googleapis.com/sourceLocation\":{");
             if let Some(file) = meta.file() {
-                loc.insert("file".into(), file.into());
+                line.extend_from_slice(b"\"file\":");
+                let _ = serde_json::to_writer(&mut *line, file);
+                line.push(b',');
             }
             if let Some(l) = meta.line() {
-                loc.insert("line".into(), l.to_string().into());
+                let _ = write!(line, "\"line\":\"{l}\",");
             }
-            loc.insert("function".into(), meta.target().into());
-            line.insert("logging.googleapis.com/sourceLocation".into(), loc.into());
+            line.extend_from_slice(b"\"function\":");
+            let _ = serde_json::to_writer(&mut *line, meta.target());
+            line.push(b'}');
         }
-
-        let mut bytes = serde_json::to_vec(&Value::Object(line)).unwrap_or_default();
-        bytes.push(b'\n');
-        let _ = self.make_writer.make_writer().write_all(&bytes);
+        line.extend_from_slice(b"}\n");
     }
 }
 
@@ -323,6 +647,7 @@ impl TraceContext {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
     use std::sync::{Arc, Mutex};
 
     #[derive(Clone, Default)]
@@ -415,6 +740,77 @@ mod tests {
         assert_eq!(l["logging.googleapis.com/trace_sampled"], true);
         assert!(l["logging.googleapis.com/sourceLocation"]["file"].is_string());
         assert!(l["time"].as_str().unwrap().ends_with('Z'));
+    }
+
+    #[test]
+    fn event_fields_win_over_span_fields_and_keys_stay_unique() {
+        let buf = Buf::default();
+        let subscriber =
+            tracing_subscriber::registry().with(CloudLoggingLayer::new(None, buf.clone()));
+        tracing::subscriber::with_default(subscriber, || {
+            let outer = tracing::info_span!("o", tag = "outer", time = "span time");
+            let _o = outer.enter();
+            let inner = tracing::info_span!("i", tag = tracing::field::Empty);
+            let _i = inner.enter();
+            inner.record("tag", "first");
+            inner.record("tag", "inner \"quoted\"");
+            tracing::info!(caller = "a@b", n = 1.5f64, "done");
+            tracing::info!(tag = "event", "again");
+        });
+        let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        for line in &lines {
+            let object: Value = serde_json::from_str(line).unwrap();
+            // A duplicate key would parse but shrink the object: count them in the text.
+            assert_eq!(
+                line.matches("\"tag\":").count(),
+                1,
+                "one tag per line: {line}"
+            );
+            assert_eq!(line.matches("\"time\":").count(), 1, "{line}");
+            assert!(object["time"].as_str().unwrap().ends_with('Z'));
+        }
+        let first: Value = serde_json::from_str(lines[0]).unwrap();
+        assert_eq!(first["tag"], "inner \"quoted\"");
+        assert_eq!(first["caller"], "a@b");
+        assert_eq!(first["n"], 1.5);
+        assert_eq!(first["message"], "done");
+        let second: Value = serde_json::from_str(lines[1]).unwrap();
+        assert_eq!(second["tag"], "event");
+    }
+
+    #[test]
+    fn the_pipe_writes_every_line_in_order_by_the_time_its_guard_drops() {
+        let out = Arc::new(Mutex::new(Vec::new()));
+        let pipe = LogPipe::start(Sink::Memory(out.clone()));
+        let guard = LogGuard(Some(pipe.clone()));
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let pipe = pipe.clone();
+                std::thread::spawn(move || {
+                    for i in 0..5000 {
+                        let _ = (&pipe).write_all(format!("{t} {i}\n").as_bytes());
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        drop(guard);
+        let text = String::from_utf8(out.lock().unwrap().clone()).unwrap();
+        let mut next = [0usize; 4];
+        for line in text.lines() {
+            let (t, i) = line.split_once(' ').unwrap();
+            let (t, i): (usize, usize) = (t.parse().unwrap(), i.parse().unwrap());
+            assert_eq!(i, next[t], "thread {t}'s lines in order, none lost");
+            next[t] += 1;
+        }
+        assert_eq!(next, [5000; 4]);
+        // After the guard, lines are written directly.
+        let _ = (&pipe).write_all(b"late\n");
+        assert!(out.lock().unwrap().ends_with(b"late\n"));
     }
 
     #[test]
