@@ -152,7 +152,11 @@ fn db(action: &DbAction, args: &StoreArgs) -> ExitCode {
                 if reseeded {
                     s.seed()?;
                 }
-                emit(&format!("{}: {}\n", path.display(), describe_init(opened, *seed)));
+                emit(&format!(
+                    "{}: {}\n",
+                    path.display(),
+                    describe_init(opened, *seed)
+                ));
                 Ok(s)
             })
         }

@@ -79,7 +79,10 @@ macro_rules! example {
 
 /// The built-in examples, in the order `--example list` shows them.
 pub const EXAMPLES: &[Example] = &[
-    example!("account-balance", "account.balance: the balance of account A1001"),
+    example!(
+        "account-balance",
+        "account.balance: the balance of account A1001"
+    ),
     example!(
         "account-transactions",
         "account.transactions: the last 5 transactions of A1001"
@@ -311,7 +314,11 @@ pub struct Answer {
 
 /// The examples' names, comma separated.
 fn example_names() -> String {
-    EXAMPLES.iter().map(|e| e.name).collect::<Vec<_>>().join(", ")
+    EXAMPLES
+        .iter()
+        .map(|e| e.name)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// `--example list`: one line per example, its name and what it does.
@@ -399,9 +406,8 @@ pub async fn send(args: &SendArgs) -> Result<Answer, SendError> {
             })?,
         ),
         (None, Some(name)) => {
-            let example = example(name).ok_or_else(|| SendError::UnknownExample {
-                name: name.clone(),
-            })?;
+            let example =
+                example(name).ok_or_else(|| SendError::UnknownExample { name: name.clone() })?;
             let today = home_today(jiff::Timestamp::now());
             if example.dated {
                 eprintln!(
@@ -505,7 +511,10 @@ struct Edits<'a> {
 
 impl Edits<'_> {
     fn is_empty(&self) -> bool {
-        self.tag.is_none() && self.intent.is_none() && self.params.is_empty() && self.form.is_empty()
+        self.tag.is_none()
+            && self.intent.is_none()
+            && self.params.is_empty()
+            && self.form.is_empty()
     }
 }
 
@@ -847,8 +856,7 @@ mod tests {
         };
         let file = br#"{"fulfillmentInfo":{"tag":"x"},"intentInfo":{"displayName":"old","lastMatchedIntent":"projects/p/intents/1"}}"#;
         for base in [Base::Built, Base::File(path, file.to_vec())] {
-            let request =
-                WebhookRequest::from_slice(&request_body(base, &edits).unwrap()).unwrap();
+            let request = WebhookRequest::from_slice(&request_body(base, &edits).unwrap()).unwrap();
             assert_eq!(request.fulfillment_info.tag, "");
             assert_eq!(request.intent_display_name(), Some("dealer.find"));
         }
@@ -883,7 +891,10 @@ mod tests {
                 ("dealer_id", "INVALID")
             ]
         );
-        assert_eq!(infos[0].value, Some(json!({"year": 2020, "month": 1, "day": 15})));
+        assert_eq!(
+            infos[0].value,
+            Some(json!({"year": 2020, "month": 1, "day": 15}))
+        );
         assert!(parse_form("x=HALF").is_err());
         assert!(parse_form("=FILLED").is_err());
     }
@@ -901,8 +912,11 @@ mod tests {
         names.sort();
         assert_eq!(files, names);
         for e in EXAMPLES {
-            let body = request_body(Base::Example(e, Date::constant(2030, 1, 1)), &Edits::default())
-                .unwrap();
+            let body = request_body(
+                Base::Example(e, Date::constant(2030, 1, 1)),
+                &Edits::default(),
+            )
+            .unwrap();
             WebhookRequest::from_slice(&body).unwrap_or_else(|err| panic!("{}: {err:?}", e.name));
         }
         assert!(list_examples().lines().count() == EXAMPLES.len());
@@ -912,10 +926,19 @@ mod tests {
     fn the_booking_example_is_dated_on_an_open_day_ahead() {
         // 2030-01-01 is a Tuesday: three days on is a Friday. 2030-01-03 (Thursday) + 3 is a Sunday,
         // so the Monday after.
-        assert_eq!(booking_day(Date::constant(2030, 1, 1)), Date::constant(2030, 1, 4));
-        assert_eq!(booking_day(Date::constant(2030, 1, 3)), Date::constant(2030, 1, 7));
+        assert_eq!(
+            booking_day(Date::constant(2030, 1, 1)),
+            Date::constant(2030, 1, 4)
+        );
+        assert_eq!(
+            booking_day(Date::constant(2030, 1, 3)),
+            Date::constant(2030, 1, 7)
+        );
         let body = request_body(
-            Base::Example(example("booking-create").unwrap(), Date::constant(2030, 1, 3)),
+            Base::Example(
+                example("booking-create").unwrap(),
+                Date::constant(2030, 1, 3),
+            ),
             &Edits::default(),
         )
         .unwrap();
@@ -924,6 +947,11 @@ mod tests {
             v["sessionInfo"]["parameters"]["booking_date"],
             json!({"year": 2030, "month": 1, "day": 7})
         );
-        assert!(v["detectIntentResponseId"].as_str().unwrap().starts_with("send-"));
+        assert!(
+            v["detectIntentResponseId"]
+                .as_str()
+                .unwrap()
+                .starts_with("send-")
+        );
     }
 }
