@@ -24,7 +24,9 @@ RUN mkdir -p src \
  && rm -rf src target/release/.fingerprint/cx-webhook-* target/release/deps/cx_webhook-* \
     target/release/deps/libcx_webhook-* target/release/cx-webhook
 
-# The service itself (release profile: fat LTO, one codegen unit, stripped).
+# The service itself (release profile: fat LTO, one codegen unit, stripped). `send --example`
+# embeds the request fixtures, so they are part of the sources.
+COPY tests/fixtures ./tests/fixtures
 COPY src ./src
 RUN touch src/main.rs src/lib.rs \
  && cargo build --release --locked --bin cx-webhook

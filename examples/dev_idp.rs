@@ -1,17 +1,30 @@
 //! Dev tool, not part of the service: a local stand-in for Google's key set, for trying
 //! `AUTH_MODE=google-oidc` on your machine and for the `oidc` scenarios of `scripts/load.sh`.
 //!
-//! It makes an RS256 key, serves it as a JSON Web Key Set on 127.0.0.1 (an ephemeral port), prints
-//! the settings the webhook needs and a service-agent ID token valid for an hour, then serves until
-//! Ctrl-C or SIGTERM:
+//! It makes an RS256 key, serves it as a JSON Web Key Set on 127.0.0.1 (an ephemeral port), picks a
+//! free port for the webhook (so it never clashes with a `serve` already on 8080), and prints the
+//! settings for `serve` and `send`, with a service-agent ID token valid for an hour; then it serves
+//! until Ctrl-C or SIGTERM:
 //!
 //! ```text
-//! $ cargo run --example dev_idp
+//! $ cargo run --example dev_idp -- /tmp/idp.env
+//! AUTH_MODE=google-oidc
 //! AUTH_JWKS_URL=http://127.0.0.1:40123/oauth2/v3/certs
 //! AUTH_AUDIENCES=https://cx-webhook-abc-ew.a.run.app/webhook
 //! AUTH_ALLOWED_EMAILS=service-123456789@gcp-sa-dialogflow.iam.gserviceaccount.com
+//! BIND=127.0.0.1
+//! PORT=40125
+//! WEBHOOK_URL=http://127.0.0.1:40125/webhook
+//! WEBHOOK_TOKEN=eyJhbGciOiJSUzI1NiIs...
 //! TOKEN=eyJhbGciOiJSUzI1NiIs...
 //! ```
+//!
+//! With a FILE argument the same lines are also written to FILE atomically (to a temporary file
+//! beside it, then renamed), once the key set is being served: a shell that waits for FILE to exist
+//! never reads it half-written. `env $(cat FILE) cargo run -- serve` then serves with google-oidc on
+//! the free port, and `env $(cat FILE) cargo run -- send ...` calls it with the token. The free port
+//! is found by binding port 0 and letting it go, so another process could take it in between
+//! (unlikely; run the tool again).
 //!
 //! The key lives only in this process. The token machinery is shared with the integration tests
 //! (`tests/common/idp.rs`), so what the benchmark sends is what the tests prove is accepted.
@@ -21,23 +34,76 @@
 mod idp;
 
 use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// Writes `contents` to `path` so that a reader sees either no file or the whole of it.
+fn write_atomically(path: &Path, contents: &str) -> std::io::Result<()> {
+    let name = path
+        .file_name()
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file name"))?;
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(name);
+    tmp_name.push(format!(".{}.tmp", std::process::id()));
+    let tmp = path.with_file_name(tmp_name);
+    let mut file = std::fs::File::create(&tmp)?;
+    file.write_all(contents.as_bytes())?;
+    file.sync_all()?;
+    drop(file);
+    std::fs::rename(&tmp, path).inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })
+}
+
+/// A port nobody listens on right now.
+fn free_port() -> std::io::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
 
 #[tokio::main(flavor = "current_thread")]
-async fn main() {
+async fn main() -> ExitCode {
+    let file = std::env::args_os().nth(1).map(PathBuf::from);
+    let port = match free_port() {
+        Ok(port) => port,
+        Err(e) => {
+            eprintln!("dev_idp: cannot find a free port: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let server = idp::Idp::start(&[idp::key(0)]).await;
     let token = idp::key(0).mint(&idp::agent_claims());
+    let settings = format!(
+        "AUTH_MODE=google-oidc\nAUTH_JWKS_URL={jwks}\nAUTH_AUDIENCES={aud}\n\
+         AUTH_ALLOWED_EMAILS={agent}\nBIND=127.0.0.1\nPORT={port}\n\
+         WEBHOOK_URL=http://127.0.0.1:{port}/webhook\nWEBHOOK_TOKEN={token}\nTOKEN={token}\n",
+        jwks = server.url(),
+        aud = idp::AUDIENCE,
+        agent = idp::AGENT,
+    );
+    if let Some(file) = &file
+        && let Err(e) = write_atomically(file, &settings)
+    {
+        eprintln!("dev_idp: cannot write {}: {e}", file.display());
+        return ExitCode::FAILURE;
+    }
     let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "AUTH_JWKS_URL={}", server.url());
-    let _ = writeln!(out, "AUTH_AUDIENCES={}", idp::AUDIENCE);
-    let _ = writeln!(out, "AUTH_ALLOWED_EMAILS={}", idp::AGENT);
-    let _ = writeln!(out, "TOKEN={token}");
+    let _ = out.write_all(settings.as_bytes());
     let _ = out.flush();
     drop(out);
 
     use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(term) => term,
+        Err(e) => {
+            eprintln!("dev_idp: cannot handle SIGTERM: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     tokio::select! {
         _ = term.recv() => {}
         _ = tokio::signal::ctrl_c() => {}
     }
+    ExitCode::SUCCESS
 }

@@ -140,19 +140,36 @@ pub fn main() -> ExitCode {
 
 fn db(action: &DbAction, args: &StoreArgs) -> ExitCode {
     let path = &args.database_path;
+    if !matches!(action, DbAction::Init { .. }) && !path.exists() {
+        eprintln!(
+            "cx-webhook: {} does not exist. Create it with the demo data: `cx-webhook db init \
+             --seed` (from a checkout: `cargo run -- db init --seed`), or point --database-path \
+             (DATABASE_PATH) at an existing file.",
+            path.display()
+        );
+        return ExitCode::FAILURE;
+    }
     let result = match action {
         DbAction::Init { seed } => {
             Store::open(path, Create::IfMissing { seed: *seed }).and_then(|(s, opened)| {
-                if *seed && opened != Opened::Created {
+                let reseeded = *seed && opened != Opened::Created;
+                if reseeded {
                     s.seed()?;
                 }
-                println!("{}: {}", path.display(), describe(opened));
+                emit(&format!(
+                    "{}: {}\n",
+                    path.display(),
+                    describe_init(opened, *seed)
+                ));
                 Ok(s)
             })
         }
         DbAction::Seed => Store::open(path, Create::Never).and_then(|(s, _)| {
             s.seed()?;
-            println!("{}: demo data written", path.display());
+            emit(&format!(
+                "{}: demo data rewritten (bookings kept)\n",
+                path.display()
+            ));
             Ok(s)
         }),
         DbAction::Check => Store::open(path, Create::Never).map(|(s, _)| s),
@@ -166,13 +183,14 @@ fn db(action: &DbAction, args: &StoreArgs) -> ExitCode {
     };
     match store.check() {
         Ok(counts) => {
-            println!(
-                "integrity: ok (schema version {})",
+            let mut report = format!(
+                "integrity: ok (schema version {})\n",
                 store::schema::SCHEMA_VERSION
             );
             for (table, n) in counts {
-                println!("{table:>16}: {n}");
+                report.push_str(&format!("{table:>16}: {n}\n"));
             }
+            emit(&report);
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -182,11 +200,27 @@ fn db(action: &DbAction, args: &StoreArgs) -> ExitCode {
     }
 }
 
-fn describe(opened: Opened) -> String {
-    match opened {
-        Opened::Existing => "already up to date".into(),
-        Opened::Migrated(from) => format!("migrated from schema version {from}"),
-        Opened::Created => "created".into(),
+/// Writes to stdout; a reader that went away (`db check | head -1`) is no reason to panic.
+fn emit(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+}
+
+/// What `db init` did: to the schema, and (with `--seed`) to the demo data.
+fn describe_init(opened: Opened, seed: bool) -> String {
+    let schema = match opened {
+        Opened::Created if seed => return "created, with the demo data".into(),
+        Opened::Created => {
+            return "created, without data (`cx-webhook db seed` writes the demo data)".into();
+        }
+        Opened::Existing => "schema already up to date".to_owned(),
+        Opened::Migrated(from) => format!("schema migrated from version {from}"),
+    };
+    if seed {
+        format!("{schema}; demo data rewritten (bookings kept)")
+    } else {
+        format!("{schema}; data unchanged")
     }
 }
 

@@ -1,19 +1,26 @@
 //! `cx-webhook send`: post one `WebhookRequest` to a webhook the way Dialogflow CX would, and show
-//! the answer. It replaces the seed guide's curl test script, and works against a local server, a
-//! container, or a deployed Cloud Run service.
+//! the answer. It works against a local server, a container, or a deployed Cloud Run service.
 //!
 //! Design choices:
-//! - The request is a fixture file sent as is, or a minimal valid request built from `--tag` and
-//!   `--param` (each with a fresh `detectIntentResponseId`, so a side effect such as a booking is not
-//!   mistaken for a retry). With both, the file is the base and the flags override it.
+//! - The request is a fixture file sent as is, a built-in example (`--example NAME`: the fixtures of
+//!   `tests/fixtures`, embedded in the binary), or a minimal valid request built from `--tag` or
+//!   `--intent` and `--param`. With a file or an example, the flags change it.
+//! - A built request and every example get a fresh `detectIntentResponseId`, so a side effect such as
+//!   a booking is not mistaken for a retry. The `booking-create` example's `booking_date` is set to
+//!   a day D-PUN-01 is open (not a Sunday), at least [`BOOKING_DAYS_AHEAD`] days after today in
+//!   Asia/Kolkata, so it books; `--param booking_date=...` still overrides it.
+//! - `--intent NAME` sends an empty tag and `intentInfo.displayName` NAME: the service routes by
+//!   intent only when the tag is empty. `--form NAME[=STATE]` lists NAME in the page's form
+//!   (`pageInfo.formInfo.parameterInfo`), so a handler that rejects it marks it `INVALID` there.
 //! - The answer's body goes to stdout, pretty-printed when it is JSON, so `| jq` works; the status
 //!   line and latency go to stderr. Exit code 0 means a 2xx answer, 1 any other status, 2 that
 //!   nothing could be sent (bad arguments, no credentials, no connection).
 //! - `--webhook-token adc` mints a Google ID token from Application Default Credentials with
 //!   google-cloud-auth (a service account key, an impersonated service account, or the metadata
 //!   server), for the audience Dialogflow's service agent would use: the webhook URL as configured,
-//!   path included (PROTOCOL.md §1.2). `--audience` overrides it. A token is a [`Secret`]: it is sent
-//!   and never printed, in output, errors or `Debug`.
+//!   path included ("Service agent authentication" in
+//!   <https://cloud.google.com/dialogflow/cx/docs/concept/webhook>). `--audience` overrides it. A token is a [`Secret`]: it is sent and never printed, in output,
+//!   errors or `Debug`.
 //! - Log lines (from the libraries, if any) go to stderr, so stdout stays parseable.
 
 use std::path::{Path, PathBuf};
@@ -22,9 +29,12 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 use google_cloud_auth::credentials::idtoken;
+use jiff::ToSpan;
+use jiff::civil::{Date, Weekday};
 use serde_json::{Map, Value, json};
 
 use crate::config::Secret;
+use crate::domain::home_today;
 use crate::telemetry::error_chain;
 
 /// Dialogflow's default webhook timeout; a slower answer is flagged.
@@ -36,13 +46,112 @@ const ADC_HINT: &str = "Credentials are looked up in GOOGLE_APPLICATION_CREDENTI
     impersonate a service account that may invoke the service: gcloud auth application-default \
     login --impersonate-service-account=SA_EMAIL";
 
+/// How many days after today the `booking-create` example books, at least: inside the booking
+/// window (after today, at most 60 days ahead) with room to spare.
+pub const BOOKING_DAYS_AHEAD: i64 = 3;
+
+/// One built-in example: a fixture of `tests/fixtures`, embedded in the binary.
+#[derive(Debug)]
+pub struct Example {
+    /// Its name: the fixture's file name without `.json`.
+    pub name: &'static str,
+    /// What it asks and what the demo data answers.
+    pub about: &'static str,
+    /// The request.
+    pub json: &'static str,
+    /// Whether its `booking_date` is set relative to today when sent.
+    pub dated: bool,
+}
+
+macro_rules! example {
+    ($name:literal, $about:literal) => {
+        example!($name, $about, false)
+    };
+    ($name:literal, $about:literal, $dated:literal) => {
+        Example {
+            name: $name,
+            about: $about,
+            json: include_str!(concat!("../tests/fixtures/", $name, ".json")),
+            dated: $dated,
+        }
+    };
+}
+
+/// The built-in examples, in the order `--example list` shows them.
+pub const EXAMPLES: &[Example] = &[
+    example!(
+        "account-balance",
+        "account.balance: the balance of account A1001"
+    ),
+    example!(
+        "account-transactions",
+        "account.transactions: the last 5 transactions of A1001"
+    ),
+    example!(
+        "dealers-nearby",
+        "dealers.nearby: dealers selling the Nexon in Pune"
+    ),
+    example!(
+        "service-cost",
+        "service.cost: a periodic service for a diesel Nexon"
+    ),
+    example!(
+        "booking-validate-bad-date",
+        "booking.validate: a date in the past, marked INVALID in the page's form"
+    ),
+    example!(
+        "booking-create",
+        "booking.create: books a Nexon service at D-PUN-01 (Pune), 10:30 on an open day a few days ahead",
+        true
+    ),
+    example!(
+        "weather",
+        "weather: current conditions in Mumbai (asks Open-Meteo: needs the internet)"
+    ),
+    example!(
+        "event-triggered",
+        "account.balance called on an event (triggerEvent, no user text)"
+    ),
+    example!(
+        "seed-database-query",
+        "database-query with query_type=account_balance: an alias of account.balance"
+    ),
+    example!(
+        "seed-guide-sample",
+        "the tag weather-webhook, which no handler serves: the polite fallback"
+    ),
+    example!("unknown-tag", "an unknown tag: the polite fallback"),
+];
+
+/// The example called `name`.
+pub fn example(name: &str) -> Option<&'static Example> {
+    EXAMPLES.iter().find(|e| e.name == name)
+}
+
+/// The day the `booking-create` example books: at least [`BOOKING_DAYS_AHEAD`] days after `today`,
+/// not a Sunday (D-PUN-01 is open Monday to Saturday).
+pub fn booking_day(today: Date) -> Date {
+    let mut day = today.saturating_add(BOOKING_DAYS_AHEAD.days());
+    while day.weekday() == Weekday::Sunday {
+        day = day.saturating_add(1.day());
+    }
+    day
+}
+
 /// Settings of `cx-webhook send`.
 #[derive(Debug, Clone, Args)]
 pub struct SendArgs {
     /// A WebhookRequest JSON file, e.g. tests/fixtures/account-balance.json.
     ///
-    /// Without it, --tag builds a minimal request.
+    /// Without it (and without --example), --tag or --intent builds a minimal request.
     pub fixture: Option<PathBuf>,
+
+    /// A built-in example request by name; `--example list` lists them.
+    ///
+    /// The examples are the fixtures of tests/fixtures, each sent with a fresh
+    /// detectIntentResponseId; `booking-create` is dated a few days ahead so that it books.
+    #[arg(long, value_name = "NAME", conflicts_with = "fixture")]
+    pub example: Option<String>,
 
     /// The webhook URL, path included (as configured in the agent).
     #[arg(
@@ -58,12 +167,27 @@ pub struct SendArgs {
     #[arg(long)]
     pub tag: Option<String>,
 
+    /// The matched intent's display name; the tag is sent empty, so the intent picks the handler.
+    ///
+    /// The service routes by intent only when the tag is empty, as when a route without a
+    /// fulfillment tag calls the webhook.
+    #[arg(long, value_name = "NAME", conflicts_with = "tag")]
+    pub intent: Option<String>,
+
     /// A session parameter (repeatable); a VALUE that is JSON is sent as JSON.
     ///
     /// `limit=3` and `booking_time={"hours":10,"minutes":30}` send a number and an object;
     /// anything that is not JSON is sent as a string.
     #[arg(long = "param", value_name = "NAME=VALUE", value_parser = parse_param)]
     pub params: Vec<(String, Value)>,
+
+    /// Lists NAME as a parameter of the page's form (repeatable), so a rejected value is marked
+    /// INVALID in pageInfo.formInfo.
+    ///
+    /// STATE is EMPTY, FILLED or INVALID; without it, FILLED when the session has a value for
+    /// NAME, else EMPTY. The form entry carries the session's value.
+    #[arg(long = "form", value_name = "NAME[=STATE]", value_parser = parse_form)]
+    pub form: Vec<(String, Option<String>)>,
 
     /// Authorization: `none`, `adc` (an ID token from Application Default Credentials) or a token.
     ///
@@ -128,9 +252,18 @@ pub enum SendError {
         /// The file.
         path: PathBuf,
     },
-    /// Neither a file nor a tag was given.
-    #[error("nothing to send: give a FIXTURE file, or --tag TAG (with --param NAME=VALUE ...)")]
+    /// Neither a file, an example, a tag nor an intent was given.
+    #[error(
+        "nothing to send: give a FIXTURE file, --example NAME (`--example list` lists them), or \
+         --tag TAG / --intent NAME (with --param NAME=VALUE ...)"
+    )]
     NothingToSend,
+    /// No built-in example has this name.
+    #[error("no example is called `{name}`; the examples are: {names}", names = example_names())]
+    UnknownExample {
+        /// The name asked for.
+        name: String,
+    },
     /// The URL is not an http(s) URL.
     #[error("--webhook-url `{0}` is not an http:// or https:// URL")]
     BadUrl(String),
@@ -179,8 +312,31 @@ pub struct Answer {
     pub body: Vec<u8>,
 }
 
+/// The examples' names, comma separated.
+fn example_names() -> String {
+    EXAMPLES
+        .iter()
+        .map(|e| e.name)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `--example list`: one line per example, its name and what it does.
+fn list_examples() -> String {
+    let width = EXAMPLES.iter().map(|e| e.name.len()).max().unwrap_or(0);
+    let mut out = String::new();
+    for e in EXAMPLES {
+        out.push_str(&format!("{:width$}  {}\n", e.name, e.about));
+    }
+    out
+}
+
 /// Runs `cx-webhook send` and maps the outcome to the documented exit codes.
 pub fn main(args: &SendArgs) -> ExitCode {
+    if args.example.as_deref() == Some("list") {
+        print_stdout(&list_examples());
+        return ExitCode::SUCCESS;
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -220,14 +376,19 @@ fn report(args: &SendArgs, answer: &Answer) {
             DIALOGFLOW_DEFAULT_TIMEOUT.as_secs()
         );
     }
-    match serde_json::from_slice::<Value>(&answer.body) {
-        Ok(v) => println!(
-            "{}",
-            serde_json::to_string_pretty(&v).unwrap_or_else(|_| v.to_string())
-        ),
-        Err(_) if answer.body.is_empty() => {}
-        Err(_) => println!("{}", String::from_utf8_lossy(&answer.body)),
-    }
+    let text = match serde_json::from_slice::<Value>(&answer.body) {
+        Ok(v) => serde_json::to_string_pretty(&v).unwrap_or_else(|_| v.to_string()),
+        Err(_) if answer.body.is_empty() => return,
+        Err(_) => String::from_utf8_lossy(&answer.body).into_owned(),
+    };
+    print_stdout(&format!("{text}\n"));
+}
+
+/// Writes to stdout; a reader that went away (`send ... | head`) is not an error worth a panic.
+fn print_stdout(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
 }
 
 /// Builds the request, obtains the token, posts, and reads the whole answer.
@@ -236,17 +397,36 @@ pub async fn send(args: &SendArgs) -> Result<Answer, SendError> {
     if !(url.starts_with("http://") || url.starts_with("https://")) {
         return Err(SendError::BadUrl(url.to_owned()));
     }
-    let fixture = match &args.fixture {
-        Some(path) => Some((
+    let base = match (&args.fixture, &args.example) {
+        (Some(path), _) => Base::File(
             path.as_path(),
             std::fs::read(path).map_err(|source| SendError::ReadFixture {
                 path: path.clone(),
                 source,
             })?,
-        )),
-        None => None,
+        ),
+        (None, Some(name)) => {
+            let example =
+                example(name).ok_or_else(|| SendError::UnknownExample { name: name.clone() })?;
+            let today = home_today(jiff::Timestamp::now());
+            if example.dated {
+                eprintln!(
+                    "booking_date: {} ({}, at least {BOOKING_DAYS_AHEAD} days after today in the dealer's time zone)",
+                    booking_day(today),
+                    booking_day(today).strftime("%A")
+                );
+            }
+            Base::Example(example, today)
+        }
+        (None, None) => Base::Built,
     };
-    let body = request_body(fixture, args.tag.as_deref(), &args.params)?;
+    let edits = Edits {
+        tag: args.tag.as_deref(),
+        intent: args.intent.as_deref(),
+        params: &args.params,
+        form: &args.form,
+    };
+    let body = request_body(base, &edits)?;
     let timeout = Duration::from_secs(args.timeout_secs.max(1));
     let token = match &args.token {
         TokenSource::None => None,
@@ -310,16 +490,40 @@ fn next_step_when_unreachable(url: &str) -> &'static str {
     }
 }
 
-/// The bytes to post: the file untouched when no flag changes it; else the file (or a minimal
-/// request) with the tag and parameters applied.
-fn request_body(
-    fixture: Option<(&Path, Vec<u8>)>,
-    tag: Option<&str>,
-    params: &[(String, Value)],
-) -> Result<Vec<u8>, SendError> {
-    let mut request = match fixture {
-        Some((_, bytes)) if tag.is_none() && params.is_empty() => return Ok(bytes),
-        Some((path, bytes)) => match serde_json::from_slice::<Value>(&bytes) {
+/// Where the request starts from.
+enum Base<'a> {
+    /// A file's bytes.
+    File(&'a Path, Vec<u8>),
+    /// A built-in example, and today in the dealer's time zone (for a dated example).
+    Example(&'static Example, Date),
+    /// A minimal request.
+    Built,
+}
+
+/// What the flags change in the request.
+#[derive(Debug, Default)]
+struct Edits<'a> {
+    tag: Option<&'a str>,
+    intent: Option<&'a str>,
+    params: &'a [(String, Value)],
+    form: &'a [(String, Option<String>)],
+}
+
+impl Edits<'_> {
+    fn is_empty(&self) -> bool {
+        self.tag.is_none()
+            && self.intent.is_none()
+            && self.params.is_empty()
+            && self.form.is_empty()
+    }
+}
+
+/// The bytes to post: a file untouched when no flag changes it; else the file, the example (with a
+/// fresh response id and, when dated, its booking date) or a minimal request, with the edits applied.
+fn request_body(base: Base<'_>, edits: &Edits<'_>) -> Result<Vec<u8>, SendError> {
+    let mut request = match base {
+        Base::File(_, bytes) if edits.is_empty() => return Ok(bytes),
+        Base::File(path, bytes) => match serde_json::from_slice::<Value>(&bytes) {
             Ok(Value::Object(map)) => map,
             _ => {
                 return Err(SendError::FixtureNotObject {
@@ -327,22 +531,104 @@ fn request_body(
                 });
             }
         },
-        None if tag.is_none() => return Err(SendError::NothingToSend),
-        None => minimal_request(),
+        Base::Example(example, today) => {
+            // Every example is a JSON object (a unit test parses each).
+            let Ok(Value::Object(mut map)) = serde_json::from_str::<Value>(example.json) else {
+                return Err(SendError::FixtureNotObject {
+                    path: PathBuf::from(example.name),
+                });
+            };
+            map.insert(
+                "detectIntentResponseId".into(),
+                Value::from(format!("send-{}", random_hex())),
+            );
+            if example.dated {
+                let day = booking_day(today);
+                set_params(
+                    &mut map,
+                    &[(
+                        "booking_date".to_owned(),
+                        json!({"year": day.year(), "month": day.month(), "day": day.day()}),
+                    )],
+                );
+            }
+            map
+        }
+        Base::Built if edits.tag.is_none() && edits.intent.is_none() => {
+            return Err(SendError::NothingToSend);
+        }
+        Base::Built => minimal_request(),
     };
-    if let Some(tag) = tag {
-        let mut info = take_object(&mut request, "fulfillmentInfo");
-        info.insert("tag".into(), Value::from(tag));
-        request.insert("fulfillmentInfo".into(), Value::Object(info));
+    if let Some(tag) = edits.tag {
+        set_tag(&mut request, tag);
     }
-    if !params.is_empty() {
-        let mut session = take_object(&mut request, "sessionInfo");
-        let mut parameters = take_object(&mut session, "parameters");
-        parameters.extend(params.iter().cloned());
-        session.insert("parameters".into(), Value::Object(parameters));
-        request.insert("sessionInfo".into(), Value::Object(session));
+    if let Some(intent) = edits.intent {
+        // Routing by intent happens only when the tag is empty.
+        set_tag(&mut request, "");
+        let mut info = take_object(&mut request, "intentInfo");
+        info.remove("lastMatchedIntent");
+        info.insert("displayName".into(), Value::from(intent));
+        info.insert("confidence".into(), Value::from(1.0));
+        info.entry("parameters").or_insert_with(|| json!({}));
+        request.insert("intentInfo".into(), Value::Object(info));
+    }
+    set_params(&mut request, edits.params);
+    if !edits.form.is_empty() {
+        set_form(&mut request, edits.form);
     }
     Ok(Value::Object(request).to_string().into_bytes())
+}
+
+fn set_tag(request: &mut Map<String, Value>, tag: &str) {
+    let mut info = take_object(request, "fulfillmentInfo");
+    info.insert("tag".into(), Value::from(tag));
+    request.insert("fulfillmentInfo".into(), Value::Object(info));
+}
+
+fn set_params(request: &mut Map<String, Value>, params: &[(String, Value)]) {
+    if params.is_empty() {
+        return;
+    }
+    let mut session = take_object(request, "sessionInfo");
+    let mut parameters = take_object(&mut session, "parameters");
+    parameters.extend(params.iter().cloned());
+    session.insert("parameters".into(), Value::Object(parameters));
+    request.insert("sessionInfo".into(), Value::Object(session));
+}
+
+/// Lists each form parameter in `pageInfo.formInfo.parameterInfo` (replacing an entry of the same
+/// name), with the session's value and the given state (default: FILLED with a value, else EMPTY).
+fn set_form(request: &mut Map<String, Value>, form: &[(String, Option<String>)]) {
+    let values = request
+        .get("sessionInfo")
+        .and_then(|s| s.get("parameters"))
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    let mut page = take_object(request, "pageInfo");
+    let mut form_info = take_object(&mut page, "formInfo");
+    let mut infos = match form_info.remove("parameterInfo") {
+        Some(Value::Array(infos)) => infos,
+        _ => Vec::new(),
+    };
+    for (name, state) in form {
+        infos.retain(|info| info.get("displayName").and_then(Value::as_str) != Some(name));
+        let value = values.get(name).filter(|v| !v.is_null());
+        let state = state
+            .clone()
+            .unwrap_or_else(|| if value.is_some() { "FILLED" } else { "EMPTY" }.to_owned());
+        let mut info = Map::new();
+        info.insert("displayName".into(), Value::from(name.as_str()));
+        info.insert("required".into(), Value::from(true));
+        info.insert("state".into(), Value::from(state));
+        if let Some(value) = value {
+            info.insert("value".into(), value.clone());
+        }
+        infos.push(Value::Object(info));
+    }
+    form_info.insert("parameterInfo".into(), Value::Array(infos));
+    page.insert("formInfo".into(), Value::Object(form_info));
+    request.insert("pageInfo".into(), Value::Object(page));
 }
 
 /// Removes and returns the object at `map[key]` (an empty one if absent or not an object).
@@ -428,6 +714,25 @@ fn parse_param(raw: &str) -> Result<(String, Value), String> {
     Ok((name.to_owned(), value))
 }
 
+/// Parses `--form NAME[=STATE]`.
+fn parse_form(raw: &str) -> Result<(String, Option<String>), String> {
+    let (name, state) = match raw.split_once('=') {
+        Some((name, state)) => (name.trim(), Some(state.trim().to_ascii_uppercase())),
+        None => (raw.trim(), None),
+    };
+    if name.is_empty() {
+        return Err(format!("`{raw}` has no NAME"));
+    }
+    if let Some(state) = &state
+        && !matches!(state.as_str(), "EMPTY" | "FILLED" | "INVALID")
+    {
+        return Err(format!(
+            "`{state}` is not a form parameter state: EMPTY, FILLED or INVALID"
+        ));
+    }
+    Ok((name.to_owned(), state))
+}
+
 /// Parses `--webhook-token`; a literal token is checked to fit in a header, and never echoed.
 fn parse_token(raw: &str) -> Result<TokenSource, String> {
     match raw.trim() {
@@ -451,12 +756,13 @@ mod tests {
 
     #[test]
     fn a_tag_makes_a_request_the_service_accepts() {
-        let body = request_body(
-            None,
-            Some("account.balance"),
-            &params(&["account_id=A1001"]),
-        )
-        .unwrap();
+        let params = params(&["account_id=A1001"]);
+        let edits = Edits {
+            tag: Some("account.balance"),
+            params: &params,
+            ..Edits::default()
+        };
+        let body = request_body(Base::Built, &edits).unwrap();
         let request = WebhookRequest::from_slice(&body).unwrap();
         assert_eq!(request.fulfillment_info.tag, "account.balance");
         assert_eq!(request.session_info.parameters["account_id"], "A1001");
@@ -466,8 +772,12 @@ mod tests {
 
     #[test]
     fn every_built_request_is_a_new_call() {
-        let a = WebhookRequest::from_slice(&request_body(None, Some("t"), &[]).unwrap()).unwrap();
-        let b = WebhookRequest::from_slice(&request_body(None, Some("t"), &[]).unwrap()).unwrap();
+        let edits = Edits {
+            tag: Some("t"),
+            ..Edits::default()
+        };
+        let a = WebhookRequest::from_slice(&request_body(Base::Built, &edits).unwrap()).unwrap();
+        let b = WebhookRequest::from_slice(&request_body(Base::Built, &edits).unwrap()).unwrap();
         assert_ne!(a.detect_intent_response_id, b.detect_intent_response_id);
     }
 
@@ -492,21 +802,36 @@ mod tests {
         let path = Path::new("f.json");
         let file =
             br#"{"fulfillmentInfo":{"tag":"old"},"sessionInfo":{"parameters":{"a":1,"b":2}}}"#;
+        let file_base = || Base::File(path, file.to_vec());
         assert_eq!(
-            request_body(Some((path, file.to_vec())), None, &[]).unwrap(),
+            request_body(file_base(), &Edits::default()).unwrap(),
             file.to_vec()
         );
-        let body =
-            request_body(Some((path, file.to_vec())), Some("new"), &params(&["b=3"])).unwrap();
+        let b3 = params(&["b=3"]);
+        let edits = Edits {
+            tag: Some("new"),
+            params: &b3,
+            ..Edits::default()
+        };
+        let body = request_body(file_base(), &edits).unwrap();
         let v: Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(v["fulfillmentInfo"]["tag"], "new");
         assert_eq!(v["sessionInfo"]["parameters"], json!({"a": 1, "b": 3}));
+        let tag_only = Edits {
+            tag: Some("t"),
+            ..Edits::default()
+        };
         assert!(matches!(
-            request_body(Some((path, b"[1]".to_vec())), Some("t"), &[]),
+            request_body(Base::File(path, b"[1]".to_vec()), &tag_only),
             Err(SendError::FixtureNotObject { .. })
         ));
+        let a1 = params(&["a=1"]);
+        let params_only = Edits {
+            params: &a1,
+            ..Edits::default()
+        };
         assert!(matches!(
-            request_body(None, None, &params(&["a=1"])),
+            request_body(Base::Built, &params_only),
             Err(SendError::NothingToSend)
         ));
     }
@@ -520,5 +845,113 @@ mod tests {
         assert!(matches!(parse_token("adc"), Ok(TokenSource::Adc)));
         let err = parse_token("bad\ntoken").err().unwrap();
         assert!(!err.contains("bad"), "{err}");
+    }
+
+    #[test]
+    fn an_intent_is_sent_with_an_empty_tag_so_that_it_routes() {
+        let path = Path::new("f.json");
+        let edits = Edits {
+            intent: Some("dealer.find"),
+            ..Edits::default()
+        };
+        let file = br#"{"fulfillmentInfo":{"tag":"x"},"intentInfo":{"displayName":"old","lastMatchedIntent":"projects/p/intents/1"}}"#;
+        for base in [Base::Built, Base::File(path, file.to_vec())] {
+            let request = WebhookRequest::from_slice(&request_body(base, &edits).unwrap()).unwrap();
+            assert_eq!(request.fulfillment_info.tag, "");
+            assert_eq!(request.intent_display_name(), Some("dealer.find"));
+        }
+    }
+
+    #[test]
+    fn form_parameters_carry_the_session_value_and_a_state() {
+        let values = params(&["booking_date={\"year\":2020,\"month\":1,\"day\":15}"]);
+        let form = vec![
+            parse_form("booking_date").unwrap(),
+            parse_form("booking_time").unwrap(),
+            parse_form("dealer_id=invalid").unwrap(),
+        ];
+        let edits = Edits {
+            tag: Some("booking.validate"),
+            params: &values,
+            form: &form,
+            ..Edits::default()
+        };
+        let request =
+            WebhookRequest::from_slice(&request_body(Base::Built, &edits).unwrap()).unwrap();
+        let infos = request.form_parameters();
+        let states: Vec<_> = infos
+            .iter()
+            .map(|i| (i.display_name.as_str(), i.state.as_str()))
+            .collect();
+        assert_eq!(
+            states,
+            [
+                ("booking_date", "FILLED"),
+                ("booking_time", "EMPTY"),
+                ("dealer_id", "INVALID")
+            ]
+        );
+        assert_eq!(
+            infos[0].value,
+            Some(json!({"year": 2020, "month": 1, "day": 15}))
+        );
+        assert!(parse_form("x=HALF").is_err());
+        assert!(parse_form("=FILLED").is_err());
+    }
+
+    #[test]
+    fn every_fixture_is_an_example_and_every_example_a_request() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+        let mut files: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter_map(|n| n.strip_suffix(".json").map(str::to_owned))
+            .collect();
+        files.sort();
+        let mut names: Vec<String> = EXAMPLES.iter().map(|e| e.name.to_owned()).collect();
+        names.sort();
+        assert_eq!(files, names);
+        for e in EXAMPLES {
+            let body = request_body(
+                Base::Example(e, Date::constant(2030, 1, 1)),
+                &Edits::default(),
+            )
+            .unwrap();
+            WebhookRequest::from_slice(&body).unwrap_or_else(|err| panic!("{}: {err:?}", e.name));
+        }
+        assert!(list_examples().lines().count() == EXAMPLES.len());
+    }
+
+    #[test]
+    fn the_booking_example_is_dated_on_an_open_day_ahead() {
+        // 2030-01-01 is a Tuesday: three days on is a Friday. 2030-01-03 (Thursday) + 3 is a Sunday,
+        // so the Monday after.
+        assert_eq!(
+            booking_day(Date::constant(2030, 1, 1)),
+            Date::constant(2030, 1, 4)
+        );
+        assert_eq!(
+            booking_day(Date::constant(2030, 1, 3)),
+            Date::constant(2030, 1, 7)
+        );
+        let body = request_body(
+            Base::Example(
+                example("booking-create").unwrap(),
+                Date::constant(2030, 1, 3),
+            ),
+            &Edits::default(),
+        )
+        .unwrap();
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            v["sessionInfo"]["parameters"]["booking_date"],
+            json!({"year": 2030, "month": 1, "day": 7})
+        );
+        assert!(
+            v["detectIntentResponseId"]
+                .as_str()
+                .unwrap()
+                .starts_with("send-")
+        );
     }
 }

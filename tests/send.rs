@@ -404,3 +404,73 @@ fn adc_from_a_user_login_is_refused_with_the_impersonation_hint() {
         fake.seen()
     );
 }
+
+#[test]
+fn the_booking_example_books_on_an_open_day_and_again_returns_the_same_booking() {
+    let service = Service::start();
+    let url = service.url("/webhook");
+    let book = || send(&["--example", "booking-create", "--webhook-url", &url], &[]);
+    let first = book();
+    assert_eq!(first.status.code(), Some(0));
+    let answer = stdout_json(&first);
+    let params = &answer["sessionInfo"]["parameters"];
+    assert_eq!(params["booking_status"], "confirmed", "{answer}");
+    let day = stderr(&first);
+    assert!(day.contains("booking_date: 20"), "{day}");
+    assert!(!day.contains("Sunday"), "{day}");
+    // One vehicle, one slot: the second send gets the first booking back.
+    let again = stdout_json(&book());
+    assert_eq!(
+        again["sessionInfo"]["parameters"]["booking_id"],
+        params["booking_id"]
+    );
+    service.stop();
+}
+
+#[test]
+fn an_intent_routes_with_an_empty_tag_and_examples_are_listed_by_name() {
+    let service = Service::start();
+    let url = service.url("/webhook");
+    let out = send(
+        &[
+            "--intent",
+            "dealer.find",
+            "--param",
+            "location=Pune",
+            "--webhook-url",
+            &url,
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0));
+    let text = stdout_json(&out)["fulfillmentResponse"]["messages"][0]["text"]["text"][0].clone();
+    assert!(text.as_str().unwrap().contains("dealers in Pune"), "{text}");
+    // The same name as a tag is not a tag: the fallback answers.
+    let out = send(
+        &[
+            "--tag",
+            "dealer.find",
+            "--param",
+            "location=Pune",
+            "--webhook-url",
+            &url,
+        ],
+        &[],
+    );
+    let text = stdout_json(&out)["fulfillmentResponse"]["messages"][0]["text"]["text"][0].clone();
+    assert!(text.as_str().unwrap().starts_with("Sorry"), "{text}");
+
+    let list = send(&["--example", "list"], &[]);
+    assert_eq!(list.status.code(), Some(0));
+    let list = String::from_utf8(list.stdout).unwrap();
+    assert!(list.starts_with("account-balance "), "{list}");
+    assert!(list.contains("\nbooking-create "), "{list}");
+    let unknown = send(&["--example", "nope"], &[]);
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(
+        stderr(&unknown).contains("no example is called `nope`; the examples are: account-balance"),
+        "{}",
+        stderr(&unknown)
+    );
+    service.stop();
+}

@@ -85,7 +85,9 @@ pub struct AuthArgs {
 
     /// Number of the project that owns the Dialogflow agent: allows its service agent to call.
     ///
-    /// The service agent is service-<N>@gcp-sa-dialogflow.iam.gserviceaccount.com.
+    /// The service agents are service-<N>@gcp-sa-dialogflow.iam.gserviceaccount.com (Dialogflow
+    /// CX webhooks and Playbook tools) and service-<N>@gcp-sa-ces.iam.gserviceaccount.com (CX Agent
+    /// Studio tools).
     #[arg(long, env, value_name = "NUMBER")]
     pub dialogflow_project_number: Option<String>,
 
@@ -215,9 +217,10 @@ impl AuthArgs {
         }
         match self.dialogflow_project_number.as_deref().map(str::trim) {
             None | Some("") => {}
-            Some(n) if n.len() <= 20 && n.bytes().all(|b| b.is_ascii_digit()) => emails.push(
+            Some(n) if n.len() <= 20 && n.bytes().all(|b| b.is_ascii_digit()) => emails.extend([
                 format!("service-{n}@gcp-sa-dialogflow.iam.gserviceaccount.com"),
-            ),
+                format!("service-{n}@gcp-sa-ces.iam.gserviceaccount.com"),
+            ]),
             Some(n) => problems.push(format!(
                 "DIALOGFLOW_PROJECT_NUMBER: `{n}` is not a project number (digits only; the \
                  project id is not accepted)"
@@ -367,6 +370,7 @@ mod tests {
             oidc.allowed_emails,
             [
                 "ops@example.com",
+                "service-123456789@gcp-sa-ces.iam.gserviceaccount.com",
                 "service-123456789@gcp-sa-dialogflow.iam.gserviceaccount.com"
             ]
         );

@@ -1,6 +1,8 @@
 //! The outbound half of the wire model: `WebhookResponse` and a builder that keeps it correct.
 //!
-//! What the types enforce (PROTOCOL.md §2.4, §2.5 and its pitfalls 9–13):
+//! What the types enforce (the `WebhookResponse` reference,
+//! <https://cloud.google.com/dialogflow/cx/docs/reference/rest/v3/WebhookResponse>, and the webhook
+//! guide, <https://cloud.google.com/dialogflow/cx/docs/concept/webhook>):
 //! - a transition is one [`Transition`] value, so `targetPage` and `targetFlow` can never both be set,
 //!   and both carry full resource names checked at construction;
 //! - deleting a session parameter puts JSON `null` on the wire (omitting it would keep the value);

@@ -1,9 +1,10 @@
 //! Dialogflow Messenger rich content (the CX Messenger, not the ES-era shapes).
 //!
 //! Rich content is `{"richContent": [[element, ...], [element, ...]]}` inside a `payload` response
-//! message: each inner array is one card (PROTOCOL.md §3.3). The CX Messenger reads `image.rawUrl` and
-//! `anchor.href`; the older `image.src.rawUrl` / `actionLink` shapes seen in many samples do not render,
-//! so these types cannot produce them. Every element type the Messenger documents is here: `info`,
+//! message: each inner array is one card (Dialogflow CX Messenger's rich response types,
+//! <https://cloud.google.com/dialogflow/cx/docs/concept/integration/dialogflow-messenger/fulfillment>).
+//! The CX Messenger reads `image.rawUrl` and `anchor.href`; the older `image.src.rawUrl` /
+//! `actionLink` shapes seen in many samples do not render, so these types cannot produce them. Every element type the Messenger documents is here: `info`,
 //! `description`, `image`, `button`, `list`, `accordion`, `chips`, `divider`.
 
 use serde::{Deserialize, Serialize};

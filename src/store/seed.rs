@@ -1,6 +1,7 @@
 //! Demo data for the CarConnect agent: deterministic, so every run, test and image holds the same
-//! rows, and realistic enough to demo with (../shared/payloads relies on `A1001`, `D-PUN-01` in Pune
-//! 411001, and a priced `Nexon` petrol and diesel).
+//! rows, and realistic enough to demo with (the request fixtures in `tests/fixtures`, which
+//! `send --example` sends, rely on `A1001`, `D-PUN-01` in Pune 411001, and a priced `Nexon` petrol
+//! and diesel).
 //!
 //! Seeding is idempotent: reference rows are upserted by key and demo transactions are rewritten, so
 //! `db seed` can run again over a database that already holds bookings (bookings are never touched).
