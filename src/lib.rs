@@ -9,6 +9,8 @@
 //! - [`app`]: the assembled service shared by all connections.
 //! - [`auth`]: who may call (the `AUTH_MODE` modes).
 //! - [`handlers`]: the tag dispatch table and one module per capability.
+//! - [`tools`]: the same capabilities as `POST /tools/<name>` for generative agents, and their
+//!   OpenAPI 3.0 document at `/openapi.json`.
 //! - [`store`]: the SQLite file: schema, demo data, typed queries (the only module that knows SQL).
 //! - [`domain`]: newtypes shared by store and handlers (`AccountId`, `Money`, `VehicleNumber`).
 //! - [`clients`]: outbound HTTP (weather provider, remote booking API); knows nothing of Dialogflow.
@@ -29,6 +31,7 @@ pub mod send;
 pub mod server;
 pub mod store;
 pub mod telemetry;
+pub mod tools;
 
 pub use app::App;
 pub use config::Config;
