@@ -151,9 +151,10 @@ pub fn balance_for(input: &Input, user: Option<&EndUser>) -> ToolResult {
 /// `listRecentTransactions` for `user` (the seam: `None` is 401).
 pub fn transactions_for(input: &Input, user: Option<&EndUser>) -> ToolResult {
     let account = readable_account(input, user, "recent-transactions")?;
-    let asked = input.params().int("limit").map_err(|_| {
-        Problem::invalid("limit", "`limit` is a whole number from 1 to 10.")
-    })?;
+    let asked = input
+        .params()
+        .int("limit")
+        .map_err(|_| Problem::invalid("limit", "`limit` is a whole number from 1 to 10."))?;
     if asked.is_some_and(|n| !(1..=i64::from(TransactionLimit::MAX.get())).contains(&n)) {
         return Err(Problem::invalid("limit", "`limit` is from 1 to 10."));
     }

@@ -207,10 +207,20 @@ async fn create(input: Input) -> ToolResult {
     let deps = &input.deps;
     if let Some(api) = &deps.booking_api {
         let made = api
-            .create(&api_request(&draft), draft.request_key.as_str(), input.budget())
+            .create(
+                &api_request(&draft),
+                draft.request_key.as_str(),
+                input.budget(),
+            )
             .await;
         return match made {
-            Ok(c) => Ok(confirmed(&draft_view(&draft), &dealer, &service, &c.booking_id, &c.status)),
+            Ok(c) => Ok(confirmed(
+                &draft_view(&draft),
+                &dealer,
+                &service,
+                &c.booking_id,
+                &c.status,
+            )),
             Err(BookingApiError::SlotTaken) => Err(slot_taken(vec![FieldError {
                 field: "booking_time".into(),
                 message: format!(

@@ -4,8 +4,8 @@
 use serde_json::{Value, json};
 
 use super::{Input, Problem, Tool, ToolResult, prop, store_down};
-use crate::domain::vocabulary::{self, or_list};
 use crate::domain::Dealer;
+use crate::domain::vocabulary::{self, or_list};
 use crate::handlers::dealers::search;
 use crate::handlers::service_cost::{NoPrice, choose_price};
 use crate::store::catalog::DealerFilter;

@@ -164,7 +164,9 @@ pub(crate) fn from_stop(tool: &str, stop: Stop) -> Problem {
     match stop {
         Stop::Fail(error) => {
             tracing::error!(tool, error = %error_chain(&error), "tool backend failed");
-            Problem::unavailable("A backend this tool needs is not answering. Please retry shortly.")
+            Problem::unavailable(
+                "A backend this tool needs is not answering. Please retry shortly.",
+            )
         }
         Stop::Answer(_) => {
             tracing::error!(tool, "a shared check answered like a tag handler");

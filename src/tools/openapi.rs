@@ -81,7 +81,11 @@ fn operation(tool: &Tool) -> Value {
             "content": {"application/json": {"schema": (tool.response)()}}
         }),
     );
-    let mut statuses: Vec<u16> = COMMON_STATUSES.iter().chain(tool.statuses).copied().collect();
+    let mut statuses: Vec<u16> = COMMON_STATUSES
+        .iter()
+        .chain(tool.statuses)
+        .copied()
+        .collect();
     statuses.sort_unstable();
     statuses.dedup();
     for status in statuses {
