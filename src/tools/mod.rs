@@ -222,7 +222,7 @@ pub async fn serve(app: &App, req: Request<Incoming>) -> Response<Body> {
             tracing::warn!(
                 tool = name,
                 status = problem.status,
-                error = problem.code(),
+                error = problem.code,
                 caller = caller.as_deref(),
                 latency_ms,
                 "tool call refused"

@@ -2,8 +2,8 @@
 //! so it is written here rather than by a generator that emits 3.1).
 //!
 //! Every operation is `POST /tools/<name>` with a required JSON body, a 200 answer and problem
-//! answers for the statuses the server can give it: 400, 401, 403, 405 is never documented (only
-//! `POST` exists), 408, 413, 415, 500, 503, and each tool's own (404, 409). Security: the service
+//! answers for the statuses the server can give it: 400, 401, 403, 408, 413, 415, 500, 503, and each
+//! tool's own (404, 409); other methods get 405 and are not operations. Security: the service
 //! agent's Google ID token as a bearer token, or, for the account tools, the end user's ID token.
 //! `?operation=<operationId>` gives a document of that one operation (CX Agent Studio takes one
 //! operation per OpenAPI tool).

@@ -30,11 +30,11 @@ pub struct FieldError {
 /// An error answer of a tool endpoint.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Problem {
-    /// `urn:cx-webhook:problem:<code>`.
-    #[serde(rename = "type")]
-    pub kind: String,
+    /// The machine-readable code, served as `type`: `urn:cx-webhook:problem:<code>`.
+    #[serde(rename = "type", serialize_with = "type_uri")]
+    pub code: &'static str,
     /// A short summary of the problem type.
-    pub title: String,
+    pub title: &'static str,
     /// The HTTP status.
     pub status: u16,
     /// What happened in this call, in a sentence an agent can act on.
@@ -42,33 +42,52 @@ pub struct Problem {
     /// The fields that were wrong (bad input only).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
-    /// `Retry-After` seconds (503).
+    /// Headers that go with it (`Retry-After`, `WWW-Authenticate`); boxed, as most problems have none.
     #[serde(skip)]
+    pub headers: Option<Box<ProblemHeaders>>,
+}
+
+/// Headers a problem answer carries besides its body.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProblemHeaders {
+    /// `Retry-After` seconds (503).
     pub retry_after: Option<u64>,
     /// `WWW-Authenticate` challenge (401).
-    #[serde(skip)]
     pub challenge: Option<String>,
+}
+
+fn type_uri<S: serde::Serializer>(code: &&'static str, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&format!("urn:cx-webhook:problem:{code}"))
 }
 
 impl Problem {
     /// A problem of kind `code` with `status`.
-    pub fn new(status: StatusCode, code: &str, title: &str, detail: impl Into<String>) -> Self {
+    pub fn new(
+        status: StatusCode,
+        code: &'static str,
+        title: &'static str,
+        detail: impl Into<String>,
+    ) -> Self {
         Problem {
-            kind: format!("urn:cx-webhook:problem:{code}"),
-            title: title.to_owned(),
+            code,
+            title,
             status: status.as_u16(),
             detail: detail.into(),
             errors: Vec::new(),
-            retry_after: None,
-            challenge: None,
+            headers: None,
         }
     }
 
-    /// The machine-readable code (the `type` without its prefix).
-    pub fn code(&self) -> &str {
-        self.kind
-            .strip_prefix("urn:cx-webhook:problem:")
-            .unwrap_or(&self.kind)
+    /// The same problem answered with `Retry-After: secs`.
+    pub fn retry_after(mut self, secs: u64) -> Self {
+        self.headers.get_or_insert_default().retry_after = Some(secs);
+        self
+    }
+
+    /// The same problem answered with `WWW-Authenticate: challenge`.
+    pub fn challenge(mut self, challenge: String) -> Self {
+        self.headers.get_or_insert_default().challenge = Some(challenge);
+        self
     }
 
     /// 400 naming one field.
@@ -103,15 +122,13 @@ impl Problem {
 
     /// 503: a backend (store, booking system, weather provider) cannot answer now.
     pub fn unavailable(detail: impl Into<String>) -> Self {
-        Problem {
-            retry_after: Some(5),
-            ..Problem::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "backend_unavailable",
-                "Service temporarily unavailable",
-                detail,
-            )
-        }
+        Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "backend_unavailable",
+            "Service temporarily unavailable",
+            detail,
+        )
+        .retry_after(5)
     }
 
     /// 500 with nothing of the cause (the caller logs it).
@@ -126,21 +143,19 @@ impl Problem {
 
     /// 401: the account tools need the end user's verified ID token.
     pub fn end_user_required() -> Self {
-        Problem {
-            challenge: Some(
-                "Bearer realm=\"cx-webhook\", error=\"invalid_token\", \
-                 error_description=\"end-user ID token required\""
-                    .into(),
-            ),
-            ..Problem::new(
-                StatusCode::UNAUTHORIZED,
-                "end_user_token_required",
-                "End-user ID token required",
-                "This tool reads account data, which needs the signed-in end user's ID token in \
-                 `Authorization: Bearer` (configure the tool's bearer token as the session \
-                 parameter that holds it).",
-            )
-        }
+        Problem::new(
+            StatusCode::UNAUTHORIZED,
+            "end_user_token_required",
+            "End-user ID token required",
+            "This tool reads account data, which needs the signed-in end user's ID token in \
+             `Authorization: Bearer` (configure the tool's bearer token as the session parameter \
+             that holds it).",
+        )
+        .challenge(
+            "Bearer realm=\"cx-webhook\", error=\"invalid_token\", \
+             error_description=\"end-user ID token required\""
+                .into(),
+        )
     }
 
     /// The response: `application/problem+json`, never cached.
@@ -152,10 +167,11 @@ impl Problem {
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        if let Some(secs) = self.retry_after {
+        let extra = self.headers.map(|h| *h).unwrap_or_default();
+        if let Some(secs) = extra.retry_after {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
-        if let Some(v) = self
+        if let Some(v) = extra
             .challenge
             .as_deref()
             .and_then(|c| HeaderValue::from_str(c).ok())
@@ -176,9 +192,11 @@ impl From<AuthError> for Problem {
             _ => "Cannot authenticate now",
         };
         let mut problem = Problem::new(status, e.code, title, e.message);
-        problem.retry_after = e.retry_after;
+        if let Some(secs) = e.retry_after {
+            problem = problem.retry_after(secs);
+        }
         if status == StatusCode::UNAUTHORIZED {
-            problem.challenge = Some(match e.code {
+            problem = problem.challenge(match e.code {
                 "missing_token" | "missing_api_key" => "Bearer realm=\"cx-webhook\"".to_owned(),
                 code => format!(
                     "Bearer realm=\"cx-webhook\", error=\"invalid_token\", \
@@ -230,7 +248,7 @@ mod tests {
         assert_eq!(v["status"], 400);
         assert_eq!(v["detail"], "I need a city or PIN code.");
         assert_eq!(v["errors"][0]["field"], "location");
-        assert_eq!(p.code(), "invalid_input");
+        assert_eq!(p.code, "invalid_input");
         let v = serde_json::to_value(Problem::internal()).unwrap();
         assert!(v.get("errors").is_none());
         let r = Problem::unavailable("down").into_response();

@@ -16,8 +16,8 @@ pub const CURRENT: Tool = Tool {
     description: "Returns the current conditions (description, temperature in degrees Celsius, \
         wind) for a city or place name. Use it when the customer asks about the weather now, e.g. \
         before driving to a service appointment. Not a forecast.",
-    request: request,
-    response: response,
+    request,
+    response,
     statuses: &[],
     end_user: false,
     run: |input| Box::pin(current(input)),
