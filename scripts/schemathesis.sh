@@ -95,7 +95,8 @@ python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["openapi"]
   fail "the document is not OpenAPI 3.0"
 
 echo "-- schemathesis: every operation, at most $MAX_EXAMPLES examples each, $MAX_TIME s overall"
-timeout --kill-after=10 $((MAX_TIME + 60)) \
+# Run from the temporary directory: schemathesis keeps a .schemathesis/ cache in its working directory.
+(cd "$work" && timeout --kill-after=10 $((MAX_TIME + 60)) \
   schemathesis run "$base/openapi.json" \
     --url "$base" \
     --checks not_a_server_error,response_schema_conformance,status_code_conformance,content_type_conformance \
@@ -103,7 +104,7 @@ timeout --kill-after=10 $((MAX_TIME + 60)) \
     --max-time "$MAX_TIME" \
     --request-timeout 10 \
     --seed 15 \
-    --workers 1 ||
+    --workers 1) ||
   { echo "server log:" >&2; tail -n 50 "$work/server.log" >&2; fail "schemathesis found failures (see above)"; }
 
 echo "schemathesis: OK"
