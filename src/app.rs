@@ -21,6 +21,9 @@ pub struct App {
     pub auth: Authenticator,
     /// Routes calls to handlers.
     pub dispatcher: Dispatcher,
+    /// What the `/tools/` endpoints use (set by [`App::build`] and [`App::with_tools`]; without
+    /// it `/tools/` answers 404).
+    pub tools: Option<Arc<Deps>>,
 }
 
 /// The service could not be assembled.
@@ -45,7 +48,7 @@ impl App {
     pub async fn build(config: Config, store: Store) -> Result<App, BuildError> {
         let deps = Arc::new(App::deps(&config, store).await?);
         let dispatcher = Dispatcher::new(handlers::table(&deps))?;
-        App::new(config, dispatcher)
+        Ok(App::new(config, dispatcher)?.with_tools(deps))
     }
 
     /// Builds the handlers' dependencies from `config`. Async because the booking API's
@@ -87,6 +90,13 @@ impl App {
             config,
             auth,
             dispatcher,
+            tools: None,
         })
+    }
+
+    /// Serves the `/tools/` endpoints and `/openapi.json` over `deps`.
+    pub fn with_tools(mut self, deps: Arc<Deps>) -> Self {
+        self.tools = Some(deps);
+        self
     }
 }

@@ -10,6 +10,8 @@
 //! - [`auth`]: who may call (the `AUTH_MODE` modes) and who the end user is (signed ID tokens); it
 //!   owns its settings types, which `config` builds, and uses only `clients` (HTTP) of ours.
 //! - [`handlers`]: the tag dispatch table and one module per capability.
+//! - [`tools`]: the same capabilities as `POST /tools/<name>` for generative agents, and their
+//!   OpenAPI 3.0 document at `/openapi.json`.
 //! - [`store`]: the SQLite file: schema, demo data, typed queries (the only module that knows SQL).
 //! - [`domain`]: newtypes shared by store and handlers (`AccountId`, `Money`, `VehicleNumber`).
 //! - [`clients`]: outbound HTTP (weather provider, remote booking API); knows nothing of Dialogflow.
@@ -31,6 +33,7 @@ pub mod send;
 pub mod server;
 pub mod store;
 pub mod telemetry;
+pub mod tools;
 
 pub use app::App;
 pub use config::Config;

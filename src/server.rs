@@ -416,6 +416,9 @@ async fn handle(app: &App, req: Request<Incoming>, peer: SocketAddr) -> Response
             _ => HttpError::method_not_allowed("GET, HEAD").into_response(),
         };
     }
+    if crate::tools::handles(path) && !is_webhook_path(app, path) {
+        return crate::tools::serve(app, req).await;
+    }
     if !is_webhook_path(app, path) {
         return HttpError::new(
             StatusCode::NOT_FOUND,

@@ -27,6 +27,7 @@ use std::sync::Arc;
 
 use jiff::Timestamp;
 use jiff::civil::Date;
+use tokio::time::Instant;
 
 use crate::clients::booking_api::{BookingApiClient, BookingApiError, BookingRequest};
 use crate::cx::{Params, WebhookResponse};
@@ -39,7 +40,7 @@ use crate::store::bookings::BookingError;
 use super::{Call, Deps, HandlerError, Reply, ask, not_known, reject};
 
 /// How `booking.create` says a slot filled up.
-const TAKEN: &str = "was just taken";
+pub(crate) const TAKEN: &str = "was just taken";
 /// Free slots suggested when the chosen one is full.
 const SUGGESTIONS: usize = 3;
 /// Said when the booking store cannot take a booking now.
@@ -63,12 +64,14 @@ enum Field<T> {
     Missing,
     /// Given but unusable: what to say.
     Bad(String),
+    /// A good slot that holds its capacity already: what to say.
+    Full(String),
 }
 
 /// Which handler is checking: validation leaves missing values alone and calls a full slot "fully
 /// booked"; booking needs every value and calls it "just taken" (the user had been offered it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Mode {
+pub(crate) enum Mode {
     Validate,
     Create,
 }
@@ -84,6 +87,8 @@ pub struct Form {
     date: Option<Date>,
     time: Option<SlotTime>,
     problems: Vec<Problem>,
+    /// The chosen slot is full (a problem for `booking_time`, reported as a conflict by tools).
+    slot_full: bool,
 }
 
 impl Form {
@@ -102,12 +107,37 @@ impl Form {
             }),
             Field::Missing => {}
             Field::Bad(message) => self.problems.push(Problem { param, message }),
+            Field::Full(message) => {
+                self.slot_full = true;
+                self.problems.push(Problem { param, message });
+            }
         }
         None
     }
 
-    /// A complete, typed draft, or the problems that stop one.
-    fn draft(self, call: &Call) -> Result<(BookingDraft, Dealer, ServiceType), Vec<Problem>> {
+    /// Every problem found, in field order.
+    pub(crate) fn problems(&self) -> &[Problem] {
+        &self.problems
+    }
+
+    /// Whether the chosen slot is full (one of the problems says so).
+    pub(crate) fn slot_full(&self) -> bool {
+        self.slot_full
+    }
+
+    /// The vehicle number, normalised, when it was good.
+    pub(crate) fn vehicle(&self) -> Option<&VehicleNumber> {
+        self.vehicle.as_ref()
+    }
+
+    /// A complete, typed draft, or the problems that stop one. `session` and `response_id` make
+    /// the request key (see [`RequestKey::new`]).
+    pub(crate) fn draft(
+        self,
+        session: &str,
+        response_id: &str,
+        car_model: Option<String>,
+    ) -> Result<(BookingDraft, Dealer, ServiceType), Vec<Problem>> {
         let (Some(vehicle), Some(dealer), Some(service), Some(date), Some(time), true) = (
             self.vehicle,
             self.dealer,
@@ -118,21 +148,18 @@ impl Form {
         ) else {
             return Err(self.problems);
         };
-        let request = &call.request;
-        let request_key = RequestKey::new(
-            request.session_id(),
-            &request.detect_intent_response_id,
-            || format!("{vehicle}/{}/{date}/{time}", dealer.id),
-        );
+        let request_key = RequestKey::new(session, response_id, || {
+            format!("{vehicle}/{}/{date}/{time}", dealer.id)
+        });
         let draft = BookingDraft {
             request_key,
-            session_id: request.session_id().to_owned(),
+            session_id: session.to_owned(),
             dealer: dealer.id.clone(),
             date,
             time,
             vehicle,
             service: service.key.clone(),
-            car_model: call.params().text("car_model").ok().flatten(),
+            car_model,
             capacity: dealer.hours.slot_capacity,
         };
         Ok((draft, dealer, service))
@@ -238,13 +265,13 @@ fn date(params: &Params<'_>, dealer: Option<&Dealer>, now: Timestamp) -> Field<D
 }
 
 async fn time(
-    call: &Call,
+    params: &Params<'_>,
     deps: &Deps,
     dealer: Option<&Dealer>,
     date: Option<Date>,
-    mode: Mode,
+    (mode, deadline): (Mode, Instant),
 ) -> Reply<Field<SlotTime>> {
-    let given = match call.params().time("booking_time") {
+    let given = match params.time("booking_time") {
         Ok(Some(t)) => t,
         Ok(None) => return Ok(Field::Missing),
         Err(_) => {
@@ -270,10 +297,7 @@ async fn time(
     let Some(date) = date else {
         return Ok(Field::Good(slot));
     };
-    let counts = deps
-        .bookings
-        .slot_counts(&d.id, date, call.deadline)
-        .await?;
+    let counts = deps.bookings.slot_counts(&d.id, date, deadline).await?;
     if counts.get(slot) < d.hours.slot_capacity {
         return Ok(Field::Good(slot));
     }
@@ -281,14 +305,21 @@ async fn time(
         Mode::Create => TAKEN,
         Mode::Validate => "is fully booked",
     };
-    Ok(Field::Bad(full_message(d, date, slot, &counts, verb)))
+    Ok(Field::Full(full_message(d, date, slot, &counts, verb)))
 }
 
-/// Runs every field's check in order (later checks use earlier good values).
-async fn check(call: &Call, deps: &Deps, mode: Mode, now: Timestamp) -> Reply<Form> {
-    let params = call.params();
+/// Runs every field's check over `params` in order (later checks use earlier good values); slot
+/// counts are read before `deadline`. The booking tools call this too, with their JSON body as the
+/// parameters, so tags and tools apply one set of rules.
+pub(crate) async fn check(
+    params: &Params<'_>,
+    deps: &Deps,
+    mode: Mode,
+    now: Timestamp,
+    deadline: Instant,
+) -> Reply<Form> {
     let mut form = Form::default();
-    let number = vehicle(&params);
+    let number = vehicle(params);
     if let Some((v, rewritten)) = form.take(
         mode,
         "vehicle_number",
@@ -298,19 +329,26 @@ async fn check(call: &Call, deps: &Deps, mode: Mode, now: Timestamp) -> Reply<Fo
         form.vehicle = Some(v);
         form.vehicle_rewritten = rewritten;
     }
-    let found = dealer(&params, deps)?;
+    let found = dealer(params, deps)?;
     form.dealer = form.take(mode, "dealer_id", "the service centre", found);
-    let found = service(&params, deps).await?;
+    let found = service(params, deps).await?;
     form.service = form.take(mode, "service_type", "the kind of service", found);
-    let day = date(&params, form.dealer.as_ref(), now);
+    let day = date(params, form.dealer.as_ref(), now);
     form.date = form.take(mode, "booking_date", "the date", day);
-    let slot = time(call, deps, form.dealer.as_ref(), form.date, mode).await?;
+    let slot = time(
+        params,
+        deps,
+        form.dealer.as_ref(),
+        form.date,
+        (mode, deadline),
+    )
+    .await?;
     form.time = form.take(mode, "booking_time", "the time", slot);
     Ok(form)
 }
 
 /// "Sorry, the 10:30 slot on 14 March at X {is fully booked}. Free times nearby: 10:00, 11:00."
-fn full_message(
+pub(crate) fn full_message(
     dealer: &Dealer,
     date: Date,
     time: SlotTime,
@@ -354,7 +392,14 @@ fn reprompt(call: &Call, mut response: WebhookResponse, problems: &[Problem]) ->
 
 /// `booking.validate`: every collected value checked; bad ones invalidated with one re-prompt.
 pub async fn validate(call: Call, deps: Arc<Deps>) -> Reply {
-    let form = check(&call, &deps, Mode::Validate, Timestamp::now()).await?;
+    let form = check(
+        &call.params(),
+        &deps,
+        Mode::Validate,
+        Timestamp::now(),
+        call.deadline,
+    )
+    .await?;
     let mut response = WebhookResponse::new();
     if let (Some(v), true) = (&form.vehicle, form.vehicle_rewritten) {
         response = response.set_param("vehicle_number", v.as_str());
@@ -367,9 +412,22 @@ pub async fn validate(call: Call, deps: Arc<Deps>) -> Reply {
 
 /// `booking.create`: everything checked again, then booked (see the module docs).
 pub async fn create(call: Call, deps: Arc<Deps>) -> Reply {
-    let form = check(&call, &deps, Mode::Create, Timestamp::now()).await?;
+    let form = check(
+        &call.params(),
+        &deps,
+        Mode::Create,
+        Timestamp::now(),
+        call.deadline,
+    )
+    .await?;
+    let request = &call.request;
+    let car_model = call.params().text("car_model").ok().flatten();
     let (draft, dealer, service) = form
-        .draft(&call)
+        .draft(
+            request.session_id(),
+            &request.detect_intent_response_id,
+            car_model,
+        )
         .map_err(|problems| ask(reprompt(&call, WebhookResponse::new(), &problems)))?;
     if let Some(api) = &deps.booking_api {
         return Ok(book_remotely(api, &call, &draft, &dealer, &service).await);
@@ -435,7 +493,7 @@ fn confirmed(
 }
 
 /// Our parameter for a field name the booking API reports.
-fn param_for_field(field: &str) -> Option<&'static str> {
+pub(crate) fn param_for_field(field: &str) -> Option<&'static str> {
     match field {
         "vehicle_number" => Some("vehicle_number"),
         "dealer_id" => Some("dealer_id"),
@@ -443,6 +501,19 @@ fn param_for_field(field: &str) -> Option<&'static str> {
         "date" | "booking_date" => Some("booking_date"),
         "time" | "booking_time" => Some("booking_time"),
         _ => None,
+    }
+}
+
+/// The remote booking API's request for a checked draft.
+pub(crate) fn api_request(draft: &BookingDraft) -> BookingRequest {
+    BookingRequest {
+        vehicle_number: draft.vehicle.as_str().to_owned(),
+        dealer_id: draft.dealer.as_str().to_owned(),
+        service_type: draft.service.as_str().to_owned(),
+        car_model: draft.car_model.clone(),
+        date: draft.date,
+        time: draft.time,
+        session_id: draft.session_id.clone(),
     }
 }
 
@@ -454,15 +525,7 @@ async fn book_remotely(
     dealer: &Dealer,
     service: &ServiceType,
 ) -> WebhookResponse {
-    let request = BookingRequest {
-        vehicle_number: draft.vehicle.as_str().to_owned(),
-        dealer_id: draft.dealer.as_str().to_owned(),
-        service_type: draft.service.as_str().to_owned(),
-        car_model: draft.car_model.clone(),
-        date: draft.date,
-        time: draft.time,
-        session_id: draft.session_id.clone(),
-    };
+    let request = api_request(draft);
     match api
         .create(&request, draft.request_key.as_str(), call.budget())
         .await

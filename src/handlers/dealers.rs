@@ -11,11 +11,13 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
+use crate::cx::Place;
 use crate::cx::rich::{Anchor, ListItem};
 use crate::cx::{Chip, RichContent, RichElement, WebhookResponse};
 use crate::domain::vocabulary::{self, count};
 use crate::domain::{Dealer, DealerKind};
-use crate::store::catalog::DealerFilter;
+use crate::store::StoreError;
+use crate::store::catalog::{Catalog, DealerFilter};
 
 use super::{Call, Deps, Reply, ask, reject};
 
@@ -54,19 +56,7 @@ pub async fn nearby(call: Call, deps: Arc<Deps>) -> Reply {
         model: model.as_ref(),
     };
 
-    let (dealers, area) = if let Some(code) = &place.postal_code {
-        let found = catalog.dealers_near_postal_code(code, filter, MAX_DEALERS)?;
-        (found, format!("PIN code {code}"))
-    } else {
-        let city = place.city.as_deref().unwrap_or_default();
-        match catalog.city(city)? {
-            Some(city) => (
-                catalog.dealers_in_city(&city, filter, MAX_DEALERS)?,
-                city.name,
-            ),
-            None => (Vec::new(), city.to_owned()),
-        }
-    };
+    let (dealers, area) = search(&catalog, &place, filter)?;
 
     let (singular, plural) = match kind {
         Some(k) => (k.label().to_owned(), format!("{}s", k.label())),
@@ -130,6 +120,28 @@ pub async fn nearby(call: Call, deps: Arc<Deps>) -> Reply {
         .text(lines.join("\n"))
         .rich_content(rich)
         .set_param("dealer_options", ids))
+}
+
+/// Up to [`MAX_DEALERS`] dealers for `place` (a postal code: that code, else its postal district;
+/// else a city or its alias), and how to name the area searched (`PIN code 411001`, `Pune`). The one
+/// search rule, shared with the dealer tool.
+pub(crate) fn search(
+    catalog: &Catalog<'_>,
+    place: &Place,
+    filter: DealerFilter<'_>,
+) -> Result<(Vec<Dealer>, String), StoreError> {
+    if let Some(code) = &place.postal_code {
+        let found = catalog.dealers_near_postal_code(code, filter, MAX_DEALERS)?;
+        return Ok((found, format!("PIN code {code}")));
+    }
+    let city = place.city.as_deref().unwrap_or_default();
+    Ok(match catalog.city(city)? {
+        Some(city) => (
+            catalog.dealers_in_city(&city, filter, MAX_DEALERS)?,
+            city.name,
+        ),
+        None => (Vec::new(), city.to_owned()),
+    })
 }
 
 fn list_item(d: &Dealer) -> RichElement {

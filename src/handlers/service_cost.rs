@@ -83,6 +83,38 @@ async fn service(call: &Call, deps: &Deps, model: &CarModel) -> Reply<ServiceTyp
     )))
 }
 
+/// Why no price line answers (the one rule, shared with the service-cost tool).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NoPrice {
+    /// The service is not offered for the model at all.
+    NotOffered,
+    /// The model comes in several fuel variants and none was named.
+    FuelNeeded,
+    /// The fuel named is not one the model is priced for.
+    FuelNotPriced,
+}
+
+/// The price line for `fuel` (what the user said), or the only line when none was named.
+pub(crate) fn choose_price<'p>(
+    prices: &'p [Price],
+    fuel: Option<&str>,
+) -> Result<&'p Price, NoPrice> {
+    if prices.is_empty() {
+        return Err(NoPrice::NotOffered);
+    }
+    let Some(given) = fuel else {
+        return match prices {
+            [only] => Ok(only),
+            _ => Err(NoPrice::FuelNeeded),
+        };
+    };
+    let fuel = vocabulary::fuel(given);
+    prices
+        .iter()
+        .find(|p| Some(p.fuel) == fuel)
+        .ok_or(NoPrice::FuelNotPriced)
+}
+
 /// The price line for the fuel the user named (or the only one), or the question to ask.
 fn price<'p>(
     call: &Call,
@@ -90,36 +122,35 @@ fn price<'p>(
     service: &ServiceType,
     prices: &'p [Price],
 ) -> Reply<&'p Price> {
-    if prices.is_empty() {
-        let answer = WebhookResponse::new().text(format!(
-            "{} isn't offered for the {}. Is there another service I can price?",
-            service.name, model.name
-        ));
-        return Err(ask(reject(call, answer, "service_type")));
-    }
+    let given = call.params().text("fuel_type").ok().flatten();
     let fuels: Vec<&str> = prices.iter().map(|p| p.fuel.label()).collect();
-    let Some(given) = call.params().text("fuel_type").ok().flatten() else {
-        if let [only] = prices {
-            return Ok(only);
+    match choose_price(prices, given.as_deref()) {
+        Ok(price) => Ok(price),
+        Err(NoPrice::NotOffered) => {
+            let answer = WebhookResponse::new().text(format!(
+                "{} isn't offered for the {}. Is there another service I can price?",
+                service.name, model.name
+            ));
+            Err(ask(reject(call, answer, "service_type")))
         }
-        return Err(ask(WebhookResponse::new()
+        Err(NoPrice::FuelNeeded) => Err(ask(WebhookResponse::new()
             .text(format!(
                 "Is your {} {}? The price depends on it.",
                 model.name,
                 or_list(&fuels)
             ))
-            .rich_content(chips(fuels.iter().map(|f| capitalise(f))))));
-    };
-    let fuel = vocabulary::fuel(&given);
-    prices.iter().find(|p| Some(p.fuel) == fuel).ok_or_else(|| {
-        let answer = WebhookResponse::new().text(format!(
-            "The {} {} isn't priced for \"{given}\"; it is for {}. Which one is yours?",
-            model.name,
-            service.name.to_lowercase(),
-            or_list(&fuels)
-        ));
-        ask(reject(call, answer, "fuel_type"))
-    })
+            .rich_content(chips(fuels.iter().map(|f| capitalise(f)))))),
+        Err(NoPrice::FuelNotPriced) => {
+            let answer = WebhookResponse::new().text(format!(
+                "The {} {} isn't priced for \"{}\"; it is for {}. Which one is yours?",
+                model.name,
+                service.name.to_lowercase(),
+                given.unwrap_or_default(),
+                or_list(&fuels)
+            ));
+            Err(ask(reject(call, answer, "fuel_type")))
+        }
+    }
 }
 
 fn capitalise(word: &str) -> String {

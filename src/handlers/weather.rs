@@ -15,7 +15,7 @@ use std::sync::Arc;
 use super::{Call, Deps, Reply, reject};
 use crate::clients::clean_text;
 use crate::clients::weather::{Conditions, Report};
-use crate::cx::WebhookResponse;
+use crate::cx::{Place, WebhookResponse};
 
 /// The parameter holding the place.
 pub const LOCATION: &str = "location";
@@ -45,10 +45,9 @@ async fn answer(call: Call, deps: &Deps) -> WebhookResponse {
         Ok(None) => return ask_again(&call, ASK_LOCATION_TEXT.into(), false),
         Err(_) => return ask_again(&call, UNCLEAR_LOCATION_TEXT.into(), true),
     };
-    let label = clean_text(place.label(), usize::MAX);
-    if label.is_empty() || label.chars().count() > MAX_LOCATION_CHARS {
+    let Some(label) = place_label(&place) else {
         return ask_again(&call, UNCLEAR_LOCATION_TEXT.into(), true);
-    }
+    };
     let budget = call.budget();
     match deps.weather.current(&label, budget).await {
         Report::Fresh(conditions) => with_conditions(&conditions, now_text(&conditions)),
@@ -75,6 +74,13 @@ async fn answer(call: Call, deps: &Deps) -> WebhookResponse {
             WebhookResponse::new().text(UNAVAILABLE_TEXT)
         }
     }
+}
+
+/// The place name to look up: cleaned text, `None` when empty or longer than 80 characters (the
+/// rule the weather tool shares).
+pub(crate) fn place_label(place: &Place) -> Option<String> {
+    let label = clean_text(place.label(), usize::MAX);
+    (!label.is_empty() && label.chars().count() <= MAX_LOCATION_CHARS).then_some(label)
 }
 
 /// Asks for a city. When `clear` is set, the unusable value is rejected (invalidated on the form, or
