@@ -366,17 +366,7 @@ impl From<AuthFailure> for HttpError {
         let status = failure.status();
         let mut error = HttpError::new(status, failure.code(), failure.to_string());
         if status == StatusCode::UNAUTHORIZED {
-            // RFC 6750 §3.1: no error attribute when no credentials were sent at all.
-            let challenge = if failure.no_credentials() {
-                "Bearer realm=\"cx-webhook\"".to_owned()
-            } else {
-                format!(
-                    "Bearer realm=\"cx-webhook\", error=\"invalid_token\", \
-                     error_description=\"{}\"",
-                    failure.code()
-                )
-            };
-            if let Ok(v) = HeaderValue::from_str(&challenge) {
+            if let Ok(v) = HeaderValue::from_str(&failure.challenge()) {
                 error = error.with_header(header::WWW_AUTHENTICATE, v);
             }
         }

@@ -168,6 +168,19 @@ impl AuthFailure {
         )
     }
 
+    /// The `WWW-Authenticate` challenge of a 401: no error attribute when no credentials were
+    /// sent (RFC 6750 §3.1), else `invalid_token` with this failure's code.
+    pub fn challenge(&self) -> String {
+        if self.no_credentials() {
+            "Bearer realm=\"cx-webhook\"".to_owned()
+        } else {
+            format!(
+                "Bearer realm=\"cx-webhook\", error=\"invalid_token\", error_description=\"{}\"",
+                self.code()
+            )
+        }
+    }
+
     /// Seconds to wait before retrying, for 503.
     pub fn retry_after(&self) -> Option<u64> {
         match self {

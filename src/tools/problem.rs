@@ -185,24 +185,19 @@ impl Problem {
 impl From<AuthError> for Problem {
     /// The webhook's refusal (401/403/503) as a problem with the same code and sentence.
     fn from(e: AuthError) -> Self {
-        let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::UNAUTHORIZED);
+        let failure = e.failure;
+        let status = failure.status();
         let title = match status {
             StatusCode::UNAUTHORIZED => "Unauthenticated",
             StatusCode::FORBIDDEN => "Forbidden",
             _ => "Cannot authenticate now",
         };
-        let mut problem = Problem::new(status, e.code, title, e.message);
-        if let Some(secs) = e.retry_after {
+        let mut problem = Problem::new(status, failure.code(), title, failure.to_string());
+        if let Some(secs) = failure.retry_after() {
             problem = problem.retry_after(secs);
         }
         if status == StatusCode::UNAUTHORIZED {
-            problem = problem.challenge(match e.code {
-                "missing_token" | "missing_api_key" => "Bearer realm=\"cx-webhook\"".to_owned(),
-                code => format!(
-                    "Bearer realm=\"cx-webhook\", error=\"invalid_token\", \
-                     error_description=\"{code}\""
-                ),
-            });
+            problem = problem.challenge(failure.challenge());
         }
         problem
     }
