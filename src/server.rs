@@ -365,10 +365,10 @@ impl From<AuthFailure> for HttpError {
     fn from(failure: AuthFailure) -> Self {
         let status = failure.status();
         let mut error = HttpError::new(status, failure.code(), failure.to_string());
-        if status == StatusCode::UNAUTHORIZED {
-            if let Ok(v) = HeaderValue::from_str(&failure.challenge()) {
-                error = error.with_header(header::WWW_AUTHENTICATE, v);
-            }
+        if status == StatusCode::UNAUTHORIZED
+            && let Ok(v) = HeaderValue::from_str(&failure.challenge())
+        {
+            error = error.with_header(header::WWW_AUTHENTICATE, v);
         }
         if let Some(secs) = failure.retry_after() {
             error = error.with_header(header::RETRY_AFTER, HeaderValue::from(secs));
