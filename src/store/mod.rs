@@ -34,6 +34,7 @@
 //! check — goes through [`Store::read_blocking`] / [`Store::write`] on the blocking pool.
 
 pub mod bookings;
+pub mod postgres;
 pub mod queries;
 pub mod schema;
 pub mod seed;
