@@ -12,6 +12,9 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 use reqwest::Url;
 
+pub mod booking_store;
+use booking_store::{BookingStoreArgs, BookingStoreConfig};
+
 use crate::clients::weather::{DEFAULT_FORECAST_URL, DEFAULT_GEOCODING_URL};
 use http::HeaderName;
 
@@ -64,6 +67,10 @@ pub struct StoreArgs {
         global = true
     )]
     pub database_path: PathBuf,
+
+    /// Where bookings live (`BOOKING_STORE`, `BOOKING_DATABASE_URL`, ...).
+    #[command(flatten)]
+    pub booking: BookingStoreArgs,
 }
 
 /// Settings of `cx-webhook serve` (also accepted without the subcommand).
@@ -234,6 +241,8 @@ pub struct Config {
     pub weather: WeatherConfig,
     /// The remote booking API, when configured.
     pub booking_api: Option<BookingApiConfig>,
+    /// Where bookings live (SQLite file or PostgreSQL).
+    pub booking_store: BookingStoreConfig,
 }
 
 /// Weather provider settings, validated.
@@ -448,6 +457,7 @@ impl Config {
             database_path: PathBuf::from("data/cx-webhook.db"),
             weather: WeatherConfig::default(),
             booking_api: None,
+            booking_store: BookingStoreConfig::Sqlite,
         }
     }
 
@@ -516,9 +526,10 @@ impl Config {
 
         let weather = weather_config(&args.weather, args.deadline_ms, &mut problems);
         let booking_api = booking_api_config(&args.booking_api, &mut problems);
+        let booking_store = BookingStoreConfig::from_args(&args.store.booking, &mut problems);
 
-        match (auth, weather) {
-            (Some(auth), Some(weather)) if problems.is_empty() => Ok(Config {
+        match (auth, weather, booking_store) {
+            (Some(auth), Some(weather), Some(booking_store)) if problems.is_empty() => Ok(Config {
                 listen: SocketAddr::new(args.bind, args.port),
                 webhook_paths,
                 max_body_bytes: args.max_body_bytes,
@@ -530,6 +541,7 @@ impl Config {
                 database_path: args.store.database_path.clone(),
                 weather,
                 booking_api,
+                booking_store,
             }),
             _ => Err(ConfigErrors(problems)),
         }

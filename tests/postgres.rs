@@ -530,3 +530,68 @@ async fn tls_require_encrypts_and_verify_full_rejects_an_untrusted_certificate()
         .get(0);
     assert!(encrypted >= 1);
 }
+
+/// `cx-webhook db migrate` / `db check` with BOOKING_STORE=postgres, through the real binary.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn db_migrate_and_check_work_against_postgres_and_refuse_a_newer_schema() {
+    let Some(base) = base_url() else { return };
+    let url = fresh_db(&base).await;
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = dir.path().join("cx.db");
+    let bin = env!("CARGO_BIN_EXE_cx-webhook");
+    let config: tokio_postgres::Config = url.parse().unwrap();
+    let password = config
+        .get_password()
+        .map(|p| String::from_utf8_lossy(p).into_owned());
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(bin)
+            .args(args)
+            .env("DATABASE_PATH", &sqlite)
+            .env("BOOKING_STORE", "postgres")
+            .env("BOOKING_DATABASE_URL", &url)
+            .env_remove("BOOKING_DATABASE_AUTH")
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!text.contains(&url), "the URL was shown: {text}");
+        if let Some(pw) = password.as_deref() {
+            assert!(
+                !text.contains(&format!(":{pw}@")),
+                "the password was shown: {text}"
+            );
+        }
+        (out.status.code(), text)
+    };
+    let (code, _) = run(&["db", "init"]);
+    assert_eq!(code, Some(0));
+    let (code, text) = run(&["db", "migrate"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains("migrated from schema version 0 to 1"),
+        "{text}"
+    );
+    let (code, text) = run(&["db", "migrate"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("already at schema version 1"), "{text}");
+    let (code, text) = run(&["db", "check"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("schema version 1 (this build: 1)"), "{text}");
+
+    sql(&url)
+        .await
+        .execute(
+            "INSERT INTO cxw_schema_migrations (version) VALUES ($1)",
+            &[&(SCHEMA_VERSION + 1)],
+        )
+        .await
+        .unwrap();
+    for cmd in ["check", "migrate"] {
+        let (code, text) = run(&["db", cmd]);
+        assert_eq!(code, Some(2), "{cmd}: {text}");
+        assert!(text.contains("newer than this build"), "{text}");
+    }
+}

@@ -85,6 +85,9 @@ pub async fn migrate(client: &mut Client) -> Result<Migrated, SchemaError> {
     let tx = client.transaction().await?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
         .await?;
+    // Not the NOTICE "already exists, skipping" on every start.
+    tx.batch_execute("SET LOCAL client_min_messages = warning")
+        .await?;
     tx.batch_execute(VERSION_TABLE).await?;
     let from = current(&tx).await?.unwrap_or(0);
     if from > SCHEMA_VERSION {
