@@ -16,6 +16,9 @@
 //!    rows it clashed with are looked up, which turns a concurrent identical request into a replay
 //!    and an id collision into a redraw) and the transaction commits.
 //!
+//! `booking_slots.confirmed` is kept in the same transaction as the bookings it counts (and is what
+//! `slot_counts` reads): a future cancel must lower it in the transaction that cancels.
+//!
 //! Chosen over SERIALIZABLE with retries on 40001 by measurement (`benches/postgres_contention.rs`,
 //! `docs/postgres.md`): under contention for one slot, serializable transactions abort and retry,
 //! while the row lock makes them wait their turn once.
@@ -536,7 +539,12 @@ fn classify(e: &tokio_postgres::Error) -> Class {
         return Class::Connection;
     }
     match e.code() {
-        None => Class::Connection, // I/O: reset, refused, EOF
+        // No SQLSTATE: an I/O failure (reset, EOF) is the connection's; anything else (a row that
+        // does not decode, ...) is ours.
+        None if std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>()) => {
+            Class::Connection
+        }
+        None => Class::Other,
         Some(c) if c.code().starts_with("08") => Class::Connection,
         Some(c)
             if *c == SqlState::ADMIN_SHUTDOWN
