@@ -13,7 +13,8 @@
 //!   under its row lock, READ COMMITTED), three instances (three pools of 8 connections);
 //! - `pg serializable x3`: the alternative: SERIALIZABLE transaction (look up, count the slot,
 //!   insert), retried on 40001 until it commits, same three pools;
-//! - `sqlite x1`: the embedded store (one writer, `BEGIN IMMEDIATE`, `synchronous=FULL`).
+//! - `sqlite x1`: the embedded store ([`SqliteBookings`]: one writer, `BEGIN IMMEDIATE`,
+//!   `synchronous=FULL`).
 //!
 //! Reports creates per second, p50 and p99 latency and (serializable) the retries. Needs
 //! `TEST_POSTGRES_URL` (a role with CREATEDB; see `.ci/run`), otherwise it says so and exits.
@@ -23,13 +24,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use cx_webhook::domain::VehicleNumber;
-use cx_webhook::store::bookings::NewBooking;
-use cx_webhook::store::postgres::interim::{
-    BookingDraft, BookingOutcome, BookingRepository, DealerId, RequestKey, ServiceKey, SlotTime,
+use cx_webhook::domain::{
+    BookingDraft, BookingId, BookingOutcome, DealerId, RequestKey, ServiceKey, SlotTime,
+    VehicleNumber,
 };
+use cx_webhook::store::bookings::BookingRepository;
+use cx_webhook::store::bookings::sqlite::SqliteBookings;
 use cx_webhook::store::postgres::{PgAuth, PgSettings, PostgresBookings};
-use cx_webhook::store::{Create, Store, bookings};
+use cx_webhook::store::{Create, Store};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
@@ -306,7 +308,7 @@ async fn serializable_create(
         tx.commit().await?;
         return Ok(false);
     }
-    let id = cx_webhook::store::postgres::interim::BookingId::random().unwrap();
+    let id = BookingId::random().unwrap();
     tx.execute(
         "INSERT INTO bookings (booking_id, request_key, dealer_id, slot_date, slot_time,
              vehicle_number, service_key, session_id, status)
@@ -331,35 +333,17 @@ async fn sqlite(s: Scenario) -> Run {
     let dir = tempfile::tempdir().unwrap();
     let (store, _) =
         Store::open(&dir.path().join("cx.db"), Create::IfMissing { seed: true }).unwrap();
-    store
-        .write_now(|c| {
-            c.execute(
-                "UPDATE dealers SET slot_capacity = ?1 WHERE dealer_id = 'D-PUN-01'",
-                [s.capacity],
-            )?;
-            Ok(())
-        })
-        .unwrap();
+    let repo = Arc::new(SqliteBookings::new(store));
     let run = drive(move |n| {
-        let store = store.clone();
+        let repo = repo.clone();
         async move {
             let d = draft(n, s);
-            let new = NewBooking {
-                request_key: d.request_key.as_str().to_owned(),
-                dealer_id: d.dealer.as_str().to_owned(),
-                date: d.date,
-                time: d.time.to_time(),
-                vehicle: d.vehicle.clone(),
-                service_key: d.service.as_str().to_owned(),
-                car_model: None,
-                session_id: d.session_id.clone(),
-            };
-            match store
-                .write(move |c| bookings::create(c, &new, jiff::Timestamp::now()))
+            match repo
+                .create(&d, Instant::now() + Duration::from_secs(30))
                 .await
             {
-                Ok(bookings::Outcome::Confirmed { .. }) => Ok(true),
-                Ok(_) => Ok(false),
+                Ok(BookingOutcome::Confirmed { .. }) => Ok(true),
+                Ok(BookingOutcome::SlotFull) => Ok(false),
                 Err(e) => Err(e.to_string()),
             }
         }

@@ -1,7 +1,7 @@
 //! Where should an indexed point read run? Three ways to read one account from async code, same
 //! query, same seeded file:
 //! - `inline`: on the calling (tokio worker) thread with a pooled read-only connection — what
-//!   `Store::read` does;
+//!   `Store::accounts().get` does;
 //! - `spawn_blocking`: hop to tokio's blocking pool and back, the textbook answer for blocking work;
 //! - `reader_thread`: a dedicated reader thread with its own connection, fed over a channel.
 //!
@@ -11,8 +11,7 @@
 
 use std::sync::mpsc;
 
-use cx_webhook::domain::AccountId;
-use cx_webhook::store::queries::{self, Account};
+use cx_webhook::domain::{Account, AccountId};
 use cx_webhook::store::{Create, Store};
 use divan::Bencher;
 use divan::counter::ItemsCount;
@@ -68,12 +67,7 @@ fn inline(bencher: Bencher) {
     bencher.counter(ItemsCount::new(BATCH)).bench_local(|| {
         batch(&s.runtime, || {
             let (store, id) = (s.store.clone(), s.id.clone());
-            async move {
-                store
-                    .read(|c| queries::account(c, &id))
-                    .unwrap()
-                    .map(|a| a.balance.minor)
-            }
+            async move { store.accounts().get(&id).unwrap().map(|a| a.balance.minor) }
         })
     });
 }
@@ -85,7 +79,7 @@ fn spawn_blocking(bencher: Bencher) {
         batch(&s.runtime, || {
             let (store, id) = (s.store.clone(), s.id.clone());
             async move {
-                tokio::task::spawn_blocking(move || store.read(|c| queries::account(c, &id)))
+                tokio::task::spawn_blocking(move || store.accounts().get(&id))
                     .await
                     .unwrap()
                     .unwrap()
@@ -104,7 +98,7 @@ fn reader_thread(bencher: Bencher) {
     let store = s.store.clone();
     let reader = std::thread::spawn(move || {
         for (id, reply) in rx {
-            let _ = reply.send(store.read(|c| queries::account(c, &id)).unwrap());
+            let _ = reply.send(store.accounts().get(&id).unwrap());
         }
     });
     bencher.counter(ItemsCount::new(BATCH)).bench_local(|| {

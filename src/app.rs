@@ -43,7 +43,7 @@ pub enum BuildError {
 impl App {
     /// Builds the service for `config` with the standard dispatch table over `store`.
     pub async fn build(config: Config, store: Store) -> Result<App, BuildError> {
-        let deps = App::deps(&config, store).await?;
+        let deps = Arc::new(App::deps(&config, store).await?);
         let dispatcher = Dispatcher::new(handlers::table(&deps))?;
         App::new(config, dispatcher)
     }
@@ -72,6 +72,7 @@ impl App {
             None => None,
         };
         Ok(Deps {
+            bookings: Arc::new(store.bookings()),
             store,
             weather: Arc::new(Weather::new(provider, ttl)),
             booking_api,

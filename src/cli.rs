@@ -1,11 +1,14 @@
 //! The command line: `cx-webhook [serve] [OPTIONS]`, `cx-webhook db ...` and `cx-webhook send ...`.
-//! Every option is also an environment variable (shown in `--help`), which is how Cloud Run
-//! configures the service.
+//! Every setting is a flag and an environment variable of the same name (`--auth-mode` /
+//! `AUTH_MODE`, shown in the help), which is how Cloud Run configures the service.
+//!
+//! `-h`/`--help` lists the settings one needs to start; `--help-all` lists every setting with its
+//! full description. A subcommand's help lists only the flags it uses.
 
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use clap::{Parser, Subcommand};
+use clap::{ArgAction, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::app::App;
 use crate::config::booking_store::{BookingStoreConfig, BookingStoreKind};
@@ -19,19 +22,62 @@ use crate::telemetry::{self, LogArgs};
 /// A Dialogflow CX webhook for Google Cloud Run.
 #[derive(Debug, Parser)]
 #[command(name = "cx-webhook", version, about, long_about = None)]
-#[command(args_conflicts_with_subcommands = true)]
+#[command(args_conflicts_with_subcommands = true, disable_help_flag = true)]
+#[command(
+    after_help = "--help-all lists every setting; each flag is also an environment variable."
+)]
 pub struct Cli {
     /// What to do; `serve` when omitted.
     #[command(subcommand)]
     pub command: Option<Command>,
+
+    /// The help flags (first, so that they are listed under "Options").
+    #[command(flatten)]
+    pub help: HelpArgs,
 
     /// Settings of `serve`, accepted without the subcommand too.
     #[command(flatten)]
     pub serve: ServeArgs,
 
     /// Logging settings.
-    #[command(flatten)]
+    #[command(flatten, next_help_heading = "Logging")]
     pub log: LogArgs,
+}
+
+/// `--help` shows the common settings, `--help-all` every one (clap's `-h`/`--help` pair made
+/// explicit, so that the short one is `--help`).
+#[derive(Debug, clap::Args)]
+pub struct HelpArgs {
+    /// Print help (the common settings; --help-all lists every one).
+    #[arg(short = 'h', long = "help", action = ArgAction::HelpShort, global = true, display_order = 1000)]
+    help: Option<bool>,
+
+    /// Print help with every setting and its full description.
+    #[arg(long = "help-all", action = ArgAction::HelpLong, global = true, display_order = 1001)]
+    help_all: Option<bool>,
+}
+
+/// Global flags that `send` ignores: still accepted there (a script that passes them keeps
+/// working), but not shown in `send --help`.
+const IGNORED_BY_SEND: &[&str] = &["database_path", "project_id"];
+
+/// The command-line definition, with each subcommand's help limited to the flags it uses.
+pub fn command() -> clap::Command {
+    let command = Cli::command();
+    // A subcommand that already has an argument of a global's id keeps its own: give `send`
+    // hidden copies of the globals it ignores.
+    let hidden: Vec<clap::Arg> = command
+        .get_arguments()
+        .filter(|arg| IGNORED_BY_SEND.contains(&arg.get_id().as_str()))
+        .map(|arg| arg.clone().hide(true))
+        .collect();
+    command.mut_subcommand("send", |send| send.args(hidden))
+}
+
+/// Parses the command line (exits with clap's message and status 2 on an error, 0 after help).
+pub fn parse() -> Cli {
+    let matches = command().get_matches();
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
 }
 
 /// The subcommands.
@@ -76,7 +122,7 @@ pub enum DbAction {
 
 /// Parses the command line, sets up logging and runs the chosen command.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = parse();
     // `send` logs to stderr: its stdout is the webhook's answer, kept parseable.
     let init = match cli.command {
         Some(Command::Send(_)) => telemetry::init_stderr(&cli.log),
@@ -104,14 +150,14 @@ fn db(action: &DbAction, args: &StoreArgs) -> ExitCode {
         DbAction::Init { seed } => {
             Store::open(path, Create::IfMissing { seed: *seed }).and_then(|(s, opened)| {
                 if *seed && opened != Opened::Created {
-                    s.write_now(store::seed::seed)?;
+                    s.seed()?;
                 }
                 println!("{}: {}", path.display(), describe(opened));
                 Ok(s)
             })
         }
         DbAction::Seed => Store::open(path, Create::Never).and_then(|(s, _)| {
-            s.write_now(store::seed::seed)?;
+            s.seed()?;
             println!("{}: demo data written", path.display());
             Ok(s)
         }),
@@ -253,24 +299,30 @@ fn open_store(path: &std::path::Path) -> Result<Store, store::StoreError> {
     Ok(store)
 }
 
+/// Reports why `serve` cannot start, each reason once: one plain line per reason on stderr (what a
+/// person at a terminal or a platform's log reads), and one ERROR log event that only counts them,
+/// so that a terminal or a log collecting both streams does not show every reason twice.
+fn refuse_to_start(what: &str, reasons: &[String], code: ExitCode) -> ExitCode {
+    for reason in reasons {
+        eprintln!("cx-webhook: {reason}");
+    }
+    tracing::error!(
+        reasons = reasons.len(),
+        "refusing to start: {what} (reasons on stderr)"
+    );
+    code
+}
+
 fn serve(args: &ServeArgs) -> ExitCode {
     let config = match Config::from_args(args) {
         Ok(config) => config,
-        Err(errors) => {
-            for line in &errors.0 {
-                tracing::error!("{line}");
-                eprintln!("cx-webhook: {line}");
-            }
-            return ExitCode::from(2);
-        }
+        Err(errors) => return refuse_to_start("invalid settings", &errors.0, ExitCode::from(2)),
     };
     let store = match open_store(&config.database_path) {
         Ok(store) => store,
         Err(e) => {
             let reason = telemetry::error_chain(&e);
-            tracing::error!(error = %reason, "cannot use the database; refusing to start");
-            eprintln!("cx-webhook: {reason}");
-            return ExitCode::from(2);
+            return refuse_to_start("cannot use the database", &[reason], ExitCode::from(2));
         }
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -279,8 +331,8 @@ fn serve(args: &ServeArgs) -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            tracing::error!(error = %e, "cannot start the async runtime");
-            return ExitCode::FAILURE;
+            let reason = format!("cannot start the async runtime: {e}");
+            return refuse_to_start("no runtime", &[reason], ExitCode::FAILURE);
         }
     };
     runtime.block_on(async move {
@@ -308,25 +360,22 @@ fn serve(args: &ServeArgs) -> ExitCode {
         let app = match App::build(config, store).await {
             Ok(app) => Arc::new(app),
             Err(e) => {
-                let error = telemetry::error_chain(&e);
-                tracing::error!(%error, "cannot build the service");
-                eprintln!("cx-webhook: cannot build the service: {error}");
-                return ExitCode::FAILURE;
+                let reason = format!("cannot build the service: {}", telemetry::error_chain(&e));
+                return refuse_to_start("cannot build the service", &[reason], ExitCode::FAILURE);
             }
         };
         let listener = match tokio::net::TcpListener::bind(listen).await {
             Ok(l) => l,
             Err(e) => {
-                tracing::error!(%listen, error = %e, "cannot listen");
-                eprintln!("cx-webhook: cannot listen on {listen}: {e}");
-                return ExitCode::FAILURE;
+                let reason = format!("cannot listen on {listen}: {e}");
+                return refuse_to_start("cannot listen", &[reason], ExitCode::FAILURE);
             }
         };
         let shutdown = match server::shutdown_signal() {
             Ok(signal) => signal,
             Err(e) => {
-                tracing::error!(error = %e, "cannot install signal handlers");
-                return ExitCode::FAILURE;
+                let reason = format!("cannot install signal handlers: {e}");
+                return refuse_to_start("no signal handlers", &[reason], ExitCode::FAILURE);
             }
         };
         match server::run(listener, app, shutdown).await {
@@ -340,4 +389,116 @@ fn serve(args: &ServeArgs) -> ExitCode {
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every argument of `command`, its subcommands included.
+    fn all_args(command: &clap::Command) -> Vec<clap::Arg> {
+        let mut args: Vec<clap::Arg> = command.get_arguments().cloned().collect();
+        for sub in command.get_subcommands() {
+            args.extend(all_args(sub));
+        }
+        args
+    }
+
+    #[test]
+    fn every_flag_is_named_after_its_variable() {
+        let command = command();
+        command.clone().debug_assert();
+        let mut checked = 0;
+        for arg in all_args(&command) {
+            let Some(env) = arg.get_env() else { continue };
+            let env = env.to_string_lossy();
+            let flag = arg.get_long().unwrap_or_default();
+            assert_eq!(
+                flag,
+                env.to_ascii_lowercase().replace('_', "-"),
+                "--{flag} is set by {env}"
+            );
+            checked += 1;
+        }
+        assert!(checked > 30, "{checked}");
+    }
+
+    fn help(args: &[&str]) -> String {
+        let err = command()
+            .try_get_matches_from(std::iter::once("cx-webhook").chain(args.iter().copied()))
+            .unwrap_err();
+        assert!(
+            matches!(
+                err.kind(),
+                clap::error::ErrorKind::DisplayHelp
+                    | clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            ),
+            "{err}"
+        );
+        err.render().to_string()
+    }
+
+    #[test]
+    fn help_is_short_and_help_all_lists_everything() {
+        let short = help(&["--help"]);
+        assert_eq!(short, help(&["-h"]));
+        assert!(short.contains("--auth-mode"), "{short}");
+        assert!(!short.contains("--weather-timeout-ms"), "{short}");
+        let all = help(&["--help-all"]);
+        assert!(all.contains("--weather-timeout-ms"), "{all}");
+        assert!(short.lines().count() * 3 < all.lines().count(), "{short}");
+    }
+
+    #[test]
+    fn send_help_lists_only_what_send_uses() {
+        for flag in ["--help", "--help-all"] {
+            let help = help(&["send", flag]);
+            for own in [
+                "--webhook-url",
+                "--tag",
+                "--param",
+                "--webhook-token",
+                "--rust-log",
+            ] {
+                assert!(help.contains(own), "{own} missing:\n{help}");
+            }
+            for ignored in [
+                "--database-path",
+                "--google-cloud-project",
+                "--auth-mode",
+                "--port",
+            ] {
+                assert!(!help.contains(ignored), "{ignored} shown:\n{help}");
+            }
+        }
+    }
+
+    #[test]
+    fn send_still_accepts_the_globals_it_ignores_and_the_old_spellings() {
+        let cli = Cli::from_arg_matches(
+            &command()
+                .try_get_matches_from([
+                    "cx-webhook",
+                    "send",
+                    "--database-path",
+                    "x.db",
+                    "--project-id",
+                    "p",
+                    "--url",
+                    "http://127.0.0.1:1/w",
+                    "--token",
+                    "adc",
+                    "--log-filter",
+                    "debug",
+                ])
+                .unwrap(),
+        )
+        .unwrap();
+        let Some(Command::Send(send)) = cli.command else {
+            panic!("{:?}", cli.command)
+        };
+        assert_eq!(send.url, "http://127.0.0.1:1/w");
+        assert!(matches!(send.token, crate::send::TokenSource::Adc));
+        assert_eq!(cli.log.log_filter, "debug");
+    }
 }

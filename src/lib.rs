@@ -25,6 +25,7 @@ pub mod config;
 pub mod cx;
 pub mod domain;
 pub mod handlers;
+pub mod identity;
 pub mod send;
 pub mod server;
 pub mod store;

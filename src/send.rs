@@ -9,7 +9,7 @@
 //! - The answer's body goes to stdout, pretty-printed when it is JSON, so `| jq` works; the status
 //!   line and latency go to stderr. Exit code 0 means a 2xx answer, 1 any other status, 2 that
 //!   nothing could be sent (bad arguments, no credentials, no connection).
-//! - `--token adc` mints a Google ID token from Application Default Credentials with
+//! - `--webhook-token adc` mints a Google ID token from Application Default Credentials with
 //!   google-cloud-auth (a service account key, an impersonated service account, or the metadata
 //!   server), for the audience Dialogflow's service agent would use: the webhook URL as configured,
 //!   path included (PROTOCOL.md §1.2). `--audience` overrides it. A token is a [`Secret`]: it is sent
@@ -39,13 +39,16 @@ const ADC_HINT: &str = "Credentials are looked up in GOOGLE_APPLICATION_CREDENTI
 /// Settings of `cx-webhook send`.
 #[derive(Debug, Clone, Args)]
 pub struct SendArgs {
-    /// A WebhookRequest JSON file, e.g. tests/fixtures/account-balance.json. Without it, --tag
-    /// builds a minimal request.
+    /// A WebhookRequest JSON file, e.g. tests/fixtures/account-balance.json.
+    ///
+    /// Without it, --tag builds a minimal request.
     pub fixture: Option<PathBuf>,
 
     /// The webhook URL, path included (as configured in the agent).
     #[arg(
-        long,
+        long = "webhook-url",
+        alias = "url",
+        value_name = "URL",
         env = "WEBHOOK_URL",
         default_value = "http://localhost:8080/webhook"
     )]
@@ -55,16 +58,22 @@ pub struct SendArgs {
     #[arg(long)]
     pub tag: Option<String>,
 
-    /// A session parameter, NAME=VALUE (repeatable). A VALUE that is JSON is sent as JSON
-    /// (`limit=3`, `booking_time={"hours":10,"minutes":30}`); anything else as a string.
+    /// A session parameter (repeatable); a VALUE that is JSON is sent as JSON.
+    ///
+    /// `limit=3` and `booking_time={"hours":10,"minutes":30}` send a number and an object;
+    /// anything that is not JSON is sent as a string.
     #[arg(long = "param", value_name = "NAME=VALUE", value_parser = parse_param)]
     pub params: Vec<(String, Value)>,
 
-    /// Authorization: `none`, `adc` (a Google ID token minted from Application Default
-    /// Credentials, as Dialogflow's service agent presents one) or a literal token sent as
-    /// `Bearer <token>`.
+    /// Authorization: `none`, `adc` (an ID token from Application Default Credentials) or a token.
+    ///
+    /// `adc` mints a Google ID token from Application Default Credentials, as Dialogflow's
+    /// service agent presents one; anything else is sent as `Bearer <token>`. The token is never
+    /// shown.
     #[arg(
-        long,
+        long = "webhook-token",
+        alias = "token",
+        value_name = "none|adc|TOKEN",
         env = "WEBHOOK_TOKEN",
         hide_env_values = true,
         default_value = "none",
@@ -72,12 +81,12 @@ pub struct SendArgs {
     )]
     pub token: TokenSource,
 
-    /// The ID token's audience for `--token adc`; default: the URL exactly as given.
+    /// The ID token's audience for `--webhook-token adc`; default: the URL exactly as given.
     #[arg(long)]
     pub audience: Option<String>,
 
     /// Seconds to wait for the token and for the answer.
-    #[arg(long, default_value_t = 30)]
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
     pub timeout_secs: u64,
 }
 
@@ -123,7 +132,7 @@ pub enum SendError {
     #[error("nothing to send: give a FIXTURE file, or --tag TAG (with --param NAME=VALUE ...)")]
     NothingToSend,
     /// The URL is not an http(s) URL.
-    #[error("--url `{0}` is not an http:// or https:// URL")]
+    #[error("--webhook-url `{0}` is not an http:// or https:// URL")]
     BadUrl(String),
     /// Application Default Credentials could not be loaded.
     #[error("no usable Application Default Credentials: {0}. {hint}", hint = ADC_HINT)]
@@ -135,6 +144,16 @@ pub enum SendError {
         audience: String,
         /// Why.
         reason: String,
+    },
+    /// Nothing accepted the connection: most often, no server is running there.
+    #[error("nothing answers at {url}: is the server running? {next_step}")]
+    Unreachable {
+        /// The URL.
+        url: String,
+        /// What to do about it.
+        next_step: &'static str,
+        /// Why (without the URL, which the message already names).
+        source: reqwest::Error,
     },
     /// The request could not be sent or its answer not read.
     #[error("request to {url} failed")]
@@ -239,9 +258,20 @@ pub async fn send(args: &SendArgs) -> Result<Answer, SendError> {
         }
     };
 
-    let http = |source| SendError::Http {
-        url: url.to_owned(),
-        source,
+    let http = |source: reqwest::Error| {
+        let url = url.to_owned();
+        // reqwest's message repeats the URL; ours names it once.
+        let source = source.without_url();
+        if source.is_connect() {
+            let next_step = next_step_when_unreachable(&url);
+            SendError::Unreachable {
+                url,
+                next_step,
+                source,
+            }
+        } else {
+            SendError::Http { url, source }
+        }
     };
     let client = reqwest::Client::builder()
         .timeout(timeout)
@@ -264,6 +294,20 @@ pub async fn send(args: &SendArgs) -> Result<Answer, SendError> {
         latency: started.elapsed(),
         body,
     })
+}
+
+/// What to suggest when nothing answers at `url`: start the local server, or check the URL.
+fn next_step_when_unreachable(url: &str) -> &'static str {
+    let host = reqwest::Url::parse(url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_owned))
+        .unwrap_or_default();
+    if matches!(host.as_str(), "localhost" | "127.0.0.1" | "[::1]") {
+        "Start it in another terminal with `cargo run -- serve --auth-mode none --bind 127.0.0.1` \
+         (or point --webhook-url / WEBHOOK_URL at a running one)."
+    } else {
+        "Check --webhook-url (WEBHOOK_URL): the host and port, and that the service is deployed."
+    }
 }
 
 /// The bytes to post: the file untouched when no flag changes it; else the file (or a minimal
@@ -384,7 +428,7 @@ fn parse_param(raw: &str) -> Result<(String, Value), String> {
     Ok((name.to_owned(), value))
 }
 
-/// Parses `--token`; a literal token is checked to fit in a header, and never echoed.
+/// Parses `--webhook-token`; a literal token is checked to fit in a header, and never echoed.
 fn parse_token(raw: &str) -> Result<TokenSource, String> {
     match raw.trim() {
         "" | "none" => Ok(TokenSource::None),

@@ -372,7 +372,7 @@ async fn webhook_inner(
     };
 
     let request = WebhookRequest::from_slice(&bytes)
-        .map_err(|e| HttpError::new(StatusCode::BAD_REQUEST, e.code, e.message))?;
+        .map_err(|e| HttpError::new(e.status(), e.code(), e.message))?;
     let span = tracing::Span::current();
     span.record("tag", request.fulfillment_info.tag.as_str());
     span.record("session", request.session_id());

@@ -40,11 +40,25 @@ pub struct LogArgs {
     pub log_format: Option<LogFormat>,
 
     /// Log filter in tracing's EnvFilter syntax, e.g. `info` or `cx_webhook=debug,info`.
-    #[arg(long, env = "RUST_LOG", default_value = "info", global = true)]
+    #[arg(
+        long = "rust-log",
+        alias = "log-filter",
+        value_name = "FILTER",
+        env = "RUST_LOG",
+        default_value = "info",
+        global = true
+    )]
     pub log_filter: String,
 
     /// Google Cloud project id, used to link log lines to Cloud Trace traces.
-    #[arg(long, env = "GOOGLE_CLOUD_PROJECT", global = true)]
+    #[arg(
+        long = "google-cloud-project",
+        alias = "project-id",
+        value_name = "PROJECT",
+        env = "GOOGLE_CLOUD_PROJECT",
+        global = true,
+        hide_short_help = true
+    )]
     pub project_id: Option<String>,
 }
 

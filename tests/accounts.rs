@@ -4,8 +4,7 @@
 mod common;
 
 use common::{fixture, spawn_app};
-use cx_webhook::domain::AccountId;
-use cx_webhook::store::queries;
+use cx_webhook::domain::{AccountId, TransactionLimit};
 use http::StatusCode;
 use serde_json::{Value, json};
 
@@ -72,7 +71,8 @@ async fn transactions_fixture_lists_the_newest_five_newest_first() {
     let id = AccountId::parse("A1001").unwrap();
     let expected = app
         .store
-        .read(|c| queries::recent_transactions(c, &id, 5))
+        .accounts()
+        .recent_transactions(&id, TransactionLimit::DEFAULT)
         .unwrap();
     let text = &a.texts()[0];
     let lines: Vec<&str> = text.lines().collect();
@@ -119,11 +119,7 @@ async fn each_account_sees_only_its_own_data() {
     let app = spawn_app().await;
     for n in [1002, 1030, 1060] {
         let id = AccountId::parse(&format!("A{n}")).unwrap();
-        let account = app
-            .store
-            .read(|c| queries::account(c, &id))
-            .unwrap()
-            .unwrap();
+        let account = app.store.accounts().get(&id).unwrap().unwrap();
         let body = with_params("account-balance.json", json!({"account_id": id.as_str()}));
         let a = app.post_webhook(body).await;
         assert_eq!(
@@ -210,11 +206,7 @@ async fn two_hundred_concurrent_requests_are_all_answered_correctly() {
     for task in tasks {
         let (id, a) = task.await.unwrap();
         assert_eq!(a.status, StatusCode::OK);
-        let account = app
-            .store
-            .read(|c| queries::account(c, &id))
-            .unwrap()
-            .unwrap();
+        let account = app.store.accounts().get(&id).unwrap().unwrap();
         assert_eq!(
             a.texts(),
             vec![format!(

@@ -7,9 +7,23 @@ use std::time::Duration;
 
 use common::process::{Binary, post, wait_exit};
 use common::{create_request, date_json, fixture, open_day, spawn_app, today};
+use cx_webhook::domain::{BookingId, BookingStatus, DealerId, SlotTime};
+use cx_webhook::store::Store;
+use cx_webhook::store::bookings::BookingRepository;
 use jiff::ToSpan;
 use jiff::civil::Weekday;
 use serde_json::{Value, json};
+
+/// A deadline no store operation here comes near.
+fn far_deadline() -> tokio::time::Instant {
+    tokio::time::Instant::now() + Duration::from_secs(30)
+}
+
+/// Bookings stored in `store`'s file, as `db check` counts them.
+fn bookings_stored(store: &Store) -> i64 {
+    let counts = store.check().unwrap();
+    counts.iter().find(|(t, _)| t == "bookings").unwrap().1
+}
 
 /// A booking.validate request whose form holds `values` (all FILLED), mirrored in the session.
 fn validate_request(values: Value) -> Vec<u8> {
@@ -174,11 +188,7 @@ async fn create_books_once_and_a_retry_gets_the_same_booking() {
         again.json()["sessionInfo"]["parameters"]["booking_id"],
         id.as_str()
     );
-    let stored = app
-        .store
-        .read(|c| c.query_row("SELECT count(*) FROM bookings", [], |r| r.get::<_, i64>(0)))
-        .unwrap();
-    assert_eq!(stored, 1);
+    assert_eq!(bookings_stored(&app.store), 1);
 }
 
 #[tokio::test]
@@ -205,7 +215,8 @@ async fn concurrent_requests_never_overbook_a_slot() {
     let day = open_day(6);
     let capacity = app
         .store
-        .read(|c| cx_webhook::store::queries::dealer(c, "D-PUN-01"))
+        .catalog()
+        .dealer(&DealerId::parse("D-PUN-01").unwrap())
         .unwrap()
         .unwrap()
         .hours
@@ -236,13 +247,16 @@ async fn concurrent_requests_never_overbook_a_slot() {
         }
     }
     assert_eq!((booked, taken), (capacity, n - capacity));
-    let stored: i64 = app
+    let counts = app
         .store
-        .read(|c| {
-            cx_webhook::store::bookings::booked(c, "D-PUN-01", day, jiff::civil::time(10, 30, 0, 0))
-        })
+        .bookings()
+        .slot_counts(&DealerId::parse("D-PUN-01").unwrap(), day, far_deadline())
+        .await
         .unwrap();
-    assert_eq!(stored as usize, capacity);
+    assert_eq!(
+        counts.get(SlotTime::new(10, 30).unwrap()) as usize,
+        capacity
+    );
 
     // Validation now sees the slot full and suggests free times.
     let mut values = good_values();
@@ -274,13 +288,16 @@ fn a_confirmed_booking_survives_a_killed_process() {
         cx_webhook::store::Create::Never,
     )
     .unwrap();
-    let booking = store
-        .read(|c| cx_webhook::store::bookings::booking(c, &id))
+    let id = BookingId::parse(&id).unwrap();
+    let lookup = store.bookings();
+    let booking = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(lookup.get(&id, far_deadline()))
         .unwrap()
         .expect("the confirmed booking is still there");
-    assert_eq!(booking.status, "confirmed");
+    assert_eq!(booking.status, BookingStatus::Confirmed);
     // And the restarted service knows it: the retried call returns the same id.
-    assert!(post(&address, &body).contains(&id));
+    assert!(post(&address, &body).contains(id.as_str()));
     child.kill().unwrap();
     wait_exit(&mut child, Duration::from_secs(10));
 }

@@ -26,7 +26,7 @@ use cx_webhook::{App, Config};
 use http::{Request, Response};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use jiff::civil::{date, time};
+use jiff::civil::date;
 use serde_json::{Value, json};
 use tokio::sync::watch;
 use tracing_subscriber::layer::SubscriberExt;
@@ -287,7 +287,7 @@ fn booking() -> BookingRequest {
         service_type: "general_service".into(),
         car_model: Some("Nexon".into()),
         date: date(2031, 3, 14),
-        time: time(10, 30, 0, 0),
+        time: cx_webhook::domain::SlotTime::new(10, 30).unwrap(),
         session_id: "s-4f9e2b".into(),
     }
 }
@@ -542,11 +542,8 @@ async fn booking_create_goes_to_the_remote_api_when_configured() {
     assert_eq!(seen[0].body["date"], day.to_string());
     assert_eq!(seen[0].body["time"], "10:30");
     // Nothing was booked locally.
-    let local: i64 = app
-        .store
-        .read(|c| c.query_row("SELECT count(*) FROM bookings", [], |r| r.get(0)))
-        .unwrap();
-    assert_eq!(local, 0);
+    let counts = app.store.check().unwrap();
+    assert_eq!(counts.iter().find(|(t, _)| t == "bookings").unwrap().1, 0);
 }
 
 #[tokio::test]

@@ -3,7 +3,7 @@
 mod common;
 
 use common::{fixture, spawn_app};
-use cx_webhook::store::queries::{self, Fuel};
+use cx_webhook::domain::{DealerId, DealerKind, Fuel, ServiceKey};
 use serde_json::{Value, json};
 
 fn request(name: &str, session: Value) -> Vec<u8> {
@@ -84,8 +84,9 @@ async fn kind_filter_and_postal_district_fallback() {
     let ids = dealer_ids(&a.json());
     assert!(!ids.is_empty());
     for id in &ids {
-        let d = app.store.read(|c| queries::dealer(c, id)).unwrap().unwrap();
-        assert_eq!(d.kind, queries::DealerKind::Service);
+        let id = DealerId::parse(id).unwrap();
+        let d = app.store.catalog().dealer(&id).unwrap().unwrap();
+        assert_eq!(d.kind, DealerKind::Service);
         assert_eq!(d.city, "Bengaluru");
     }
     // 400099 has no dealer of its own; Mumbai's 400 district answers.
@@ -131,9 +132,10 @@ async fn a_place_without_dealers_lists_the_cities_and_asks_again() {
 async fn service_cost_fixture_adds_parts_and_labour() {
     let app = spawn_app().await;
     let a = app.post_fixture("service-cost.json").await;
-    let prices = app
-        .store
-        .read(|c| queries::prices(c, "nexon", "periodic"))
+    let catalog = app.store.catalog();
+    let nexon = catalog.model("nexon").unwrap().unwrap();
+    let prices = catalog
+        .prices(&nexon, &ServiceKey::new("periodic"))
         .unwrap();
     let diesel = prices.iter().find(|p| p.fuel == Fuel::Diesel).unwrap();
     let total = diesel.parts.checked_add(diesel.labour).unwrap();

@@ -9,45 +9,30 @@ use common::{fixture_with_tag, spawn_app, spawn_with};
 use cx_webhook::Config;
 use cx_webhook::cx::{RichContent, RichElement, WebhookResponse};
 use cx_webhook::handlers::{
-    Call, ERROR_TEXT, Handler, HandlerError, HandlerFuture, Route, TIMEOUT_TEXT, TOO_LARGE_TEXT,
+    Call, ERROR_TEXT, Handler, HandlerError, Reply, Route, TIMEOUT_TEXT, TOO_LARGE_TEXT,
     fallback::FALLBACK_TEXT,
 };
 use http::StatusCode;
 
-struct Fails;
-impl Handler for Fails {
-    fn handle<'a>(&'a self, _call: &'a Call) -> HandlerFuture<'a> {
-        Box::pin(async {
-            let cause = std::io::Error::other("disk on fire at /secret/path");
-            Err(HandlerError::new("reading the ledger", cause))
-        })
+async fn fails(_call: Call) -> Reply {
+    let cause = std::io::Error::other("disk on fire at /secret/path");
+    Err(HandlerError::new("reading the ledger", cause).into())
+}
+
+fn sleeps(pause: Duration) -> impl Handler {
+    move |_call: Call| async move {
+        tokio::time::sleep(pause).await;
+        Ok(WebhookResponse::new().text("finally"))
     }
 }
 
-struct Sleeps(Duration);
-impl Handler for Sleeps {
-    fn handle<'a>(&'a self, _call: &'a Call) -> HandlerFuture<'a> {
-        Box::pin(async move {
-            tokio::time::sleep(self.0).await;
-            Ok(WebhookResponse::new().text("finally"))
-        })
-    }
-}
-
-struct Huge {
-    text_bytes: usize,
-    rich_bytes: usize,
-}
-impl Handler for Huge {
-    fn handle<'a>(&'a self, _call: &'a Call) -> HandlerFuture<'a> {
-        Box::pin(async move {
-            let rich =
-                RichContent::new().card(vec![RichElement::info("x".repeat(self.rich_bytes), None)]);
-            Ok(WebhookResponse::new()
-                .text("y".repeat(self.text_bytes))
-                .rich_content(rich)
-                .set_param("kept", true))
-        })
+fn huge(text_bytes: usize, rich_bytes: usize) -> impl Handler {
+    move |_call: Call| async move {
+        let rich = RichContent::new().card(vec![RichElement::info("x".repeat(rich_bytes), None)]);
+        Ok(WebhookResponse::new()
+            .text("y".repeat(text_bytes))
+            .rich_content(rich)
+            .set_param("kept", true))
     }
 }
 
@@ -78,7 +63,7 @@ async fn event_triggered_request_without_intent_info_is_served() {
 #[tokio::test]
 async fn a_failing_handler_yields_200_with_no_internals() {
     let app = spawn_with(Config::local(), |d| {
-        d.register(Route::new("test.fails", Fails)).unwrap();
+        d.register(Route::new("test.fails", fails)).unwrap();
     })
     .await;
     let a = app
@@ -98,7 +83,7 @@ async fn an_overrunning_handler_is_answered_by_the_deadline() {
     let mut config = Config::local();
     config.deadline = Duration::from_millis(300);
     let app = spawn_with(config, |d| {
-        d.register(Route::new("test.slow", Sleeps(Duration::from_secs(20))))
+        d.register(Route::new("test.slow", sleeps(Duration::from_secs(20))))
             .unwrap();
     })
     .await;
@@ -116,22 +101,10 @@ async fn an_overrunning_handler_is_answered_by_the_deadline() {
 #[tokio::test]
 async fn oversized_answers_stay_under_64_kib() {
     let app = spawn_with(Config::local(), |d| {
-        d.register(Route::new(
-            "test.rich",
-            Huge {
-                text_bytes: 100,
-                rich_bytes: 70_000,
-            },
-        ))
-        .unwrap();
-        d.register(Route::new(
-            "test.text",
-            Huge {
-                text_bytes: 70_000,
-                rich_bytes: 10,
-            },
-        ))
-        .unwrap();
+        d.register(Route::new("test.rich", huge(100, 70_000)))
+            .unwrap();
+        d.register(Route::new("test.text", huge(70_000, 10)))
+            .unwrap();
     })
     .await;
     let a = app

@@ -214,3 +214,76 @@ async fn h2c_prior_knowledge_is_served() {
     let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert!(v["fulfillmentResponse"]["messages"][0]["text"]["text"][0].is_string());
 }
+
+/// The proto3 JSON mapping's other spellings of a request: `key` in snake_case (the proto field
+/// name), at every depth.
+fn snake_case_keys(v: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match v {
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| {
+                    let mut snake = String::new();
+                    for c in k.chars() {
+                        if c.is_ascii_uppercase() {
+                            snake.push('_');
+                        }
+                        snake.push(c.to_ascii_lowercase());
+                    }
+                    (snake, snake_case_keys(v))
+                })
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.into_iter().map(snake_case_keys).collect()),
+        other => other,
+    }
+}
+
+#[tokio::test]
+async fn proto_field_names_nulls_and_unknown_fields_get_the_same_answer() {
+    let app = spawn_app().await;
+    let camel: serde_json::Value =
+        serde_json::from_slice(&fixture("booking-validate-bad-date.json")).unwrap();
+    let mut snake = snake_case_keys(camel.clone());
+    assert!(snake.get("page_info").is_some() && snake.get("pageInfo").is_none());
+    // null for every field it can stand for (its default), and fields this service never heard of.
+    for (key, value) in [
+        ("intent_info", serde_json::Value::Null),
+        ("language_info", serde_json::Value::Null),
+        ("messages", serde_json::Value::Null),
+        ("payload", serde_json::Value::Null),
+        ("trigger_event", serde_json::Value::Null),
+        (
+            "sentiment_analysis_result",
+            serde_json::json!({"score": null, "magnitude": null}),
+        ),
+        (
+            "tool_call_result",
+            serde_json::json!({"tool": "x", "output_parameters": {}}),
+        ),
+    ] {
+        snake[key] = value;
+    }
+    let form = snake["page_info"]["form_info"]["parameter_info"]
+        .as_array_mut()
+        .unwrap();
+    for info in form.iter_mut() {
+        for key in ["value", "just_collected"] {
+            if info.get(key).is_none() {
+                info[key] = serde_json::Value::Null;
+            }
+        }
+        info["future_field"] = serde_json::json!([1, 2]);
+    }
+
+    let expected = app.post_webhook(serde_json::to_vec(&camel).unwrap()).await;
+    let answer = app.post_webhook(serde_json::to_vec(&snake).unwrap()).await;
+    assert_eq!(expected.status, StatusCode::OK);
+    assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.body);
+    let answer = answer.json();
+    assert_eq!(answer, expected.json());
+    // The answer stays lowerCamelCase, and says what is wrong with the date.
+    let form = &answer["pageInfo"]["formInfo"]["parameterInfo"];
+    assert!(form.as_array().is_some_and(|f| !f.is_empty()), "{answer}");
+    assert!(answer.get("page_info").is_none());
+}

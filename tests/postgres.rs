@@ -8,11 +8,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
-use cx_webhook::domain::VehicleNumber;
-use cx_webhook::store::postgres::interim::{
-    BookingDraft, BookingError, BookingId, BookingOutcome, BookingRepository, DealerId, RequestKey,
-    ServiceKey, SlotTime,
+use cx_webhook::domain::{
+    BookingDraft, BookingId, BookingOutcome, DealerId, RequestKey, ServiceKey, SlotTime,
+    VehicleNumber,
 };
+use cx_webhook::store::bookings::{BookingError, BookingRepository};
 use cx_webhook::store::postgres::{PgAuth, PgSettings, PostgresBookings, SCHEMA_VERSION};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;

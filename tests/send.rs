@@ -155,13 +155,19 @@ fn nothing_listening_exits_2_with_the_reason() {
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/webhook", closed.local_addr().unwrap());
     drop(closed);
-    let out = send(&["--url", &url, "--tag", "x"], &[]);
+    let out = send(&["--webhook-url", &url, "--tag", "x"], &[]);
     assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
     assert!(
-        stderr(&out).contains(&format!("request to {url} failed")),
-        "{}",
-        stderr(&out)
+        err.contains(&format!("nothing answers at {url}: is the server running?")),
+        "{err}"
     );
+    assert!(
+        err.contains("cargo run -- serve --auth-mode none --bind 127.0.0.1"),
+        "{err}"
+    );
+    assert!(err.contains("Connection refused"), "{err}");
+    assert_eq!(err.matches(&url).count(), 1, "the URL once: {err}");
     assert!(out.stdout.is_empty());
 }
 

@@ -12,23 +12,20 @@ use common::process::{Binary, signal, wait_exit};
 use common::{fixture, fixture_with_tag, spawn_with};
 use cx_webhook::Config;
 use cx_webhook::cx::WebhookResponse;
-use cx_webhook::handlers::{Call, Handler, HandlerFuture, Route};
+use cx_webhook::handlers::{Call, Handler, Route};
 use http::StatusCode;
 
-struct Sleeps(Duration);
-impl Handler for Sleeps {
-    fn handle<'a>(&'a self, _call: &'a Call) -> HandlerFuture<'a> {
-        Box::pin(async move {
-            tokio::time::sleep(self.0).await;
-            Ok(WebhookResponse::new().text("done after the signal"))
-        })
+fn sleeps(pause: Duration) -> impl Handler {
+    move |_call: Call| async move {
+        tokio::time::sleep(pause).await;
+        Ok(WebhookResponse::new().text("done after the signal"))
     }
 }
 
 #[tokio::test]
 async fn in_flight_request_completes_during_shutdown() {
     let mut app = spawn_with(Config::local(), |d| {
-        d.register(Route::new("test.slow", Sleeps(Duration::from_millis(800))))
+        d.register(Route::new("test.slow", sleeps(Duration::from_millis(800))))
             .unwrap();
     })
     .await;
@@ -130,10 +127,28 @@ fn refuses_to_start_without_an_auth_mode_or_with_none_on_cloud_run() {
 #[test]
 fn help_documents_every_setting_and_its_env_name() {
     let out = Command::new(env!("CARGO_BIN_EXE_cx-webhook"))
-        .arg("--help")
+        .arg("--help-all")
+        .env("AUTH_API_KEY", "the-api-key-value-1234")
+        .env("WEBHOOK_TOKEN", "the-token-value")
         .output()
         .unwrap();
     let help = String::from_utf8_lossy(&out.stdout);
+    // The flags of secrets are listed, their values never.
+    assert!(help.contains("--auth-api-key"), "{help}");
+    assert!(!help.contains("the-api-key-value"), "{help}");
+    let short = Command::new(env!("CARGO_BIN_EXE_cx-webhook"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    let short = String::from_utf8_lossy(&short.stdout);
+    assert!(
+        short.lines().count() < 60,
+        "--help is for a first start:\n{short}"
+    );
+    assert!(
+        short.contains("--auth-mode") && short.contains("--help-all"),
+        "{short}"
+    );
     for env in [
         "PORT",
         "BIND",
@@ -150,6 +165,16 @@ fn help_documents_every_setting_and_its_env_name() {
         "AUTH_API_KEY_HEADER",
         "AUTH_API_KEY",
         "AUTH_TOKEN_CACHE_SIZE",
+        "HEADER_READ_TIMEOUT_SECS",
+        "BODY_READ_TIMEOUT_SECS",
+        "DATABASE_PATH",
+        "WEATHER_GEOCODING_URL",
+        "WEATHER_FORECAST_URL",
+        "WEATHER_TIMEOUT_MS",
+        "WEATHER_CACHE_TTL_SECS",
+        "WEATHER_STALE_TTL_SECS",
+        "BOOKING_API_URL",
+        "BOOKING_API_AUDIENCE",
         "LOG_FORMAT",
         "RUST_LOG",
         "GOOGLE_CLOUD_PROJECT",

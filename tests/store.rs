@@ -1,8 +1,8 @@
 //! The SQLite store on real files: creation and demo data, reopening, refusal of foreign, corrupt and
 //! newer files, idempotent seeding.
 
-use cx_webhook::domain::AccountId;
-use cx_webhook::store::queries::{self, DealerFilter, DealerKind, Fuel};
+use cx_webhook::domain::{AccountId, DealerId, DealerKind, Fuel, ServiceKey, TransactionLimit};
+use cx_webhook::store::catalog::DealerFilter;
 use cx_webhook::store::{Create, Opened, Store, StoreError};
 
 fn seeded(dir: &tempfile::TempDir) -> Store {
@@ -20,13 +20,11 @@ fn a_missing_file_is_created_with_the_demo_data() {
     let dir = tempfile::tempdir().unwrap();
     let store = seeded(&dir);
     let a1001 = AccountId::parse("A1001").unwrap();
-    let account = store
-        .read(|c| queries::account(c, &a1001))
-        .unwrap()
-        .unwrap();
+    let account = store.accounts().get(&a1001).unwrap().unwrap();
     assert_eq!(account.balance.to_string(), "₹1,25,430.50");
     let txns = store
-        .read(|c| queries::recent_transactions(c, &a1001, 10))
+        .accounts()
+        .recent_transactions(&a1001, TransactionLimit::MAX)
         .unwrap();
     assert!(txns.len() >= 6, "{}", txns.len());
     assert!(txns.windows(2).all(|w| w[0].posted_at >= w[1].posted_at));
@@ -38,8 +36,9 @@ fn a_missing_file_is_created_with_the_demo_data() {
     assert!(counts["car_models"] >= 6);
     assert_eq!(counts["bookings"], 0);
 
-    let pune = store
-        .read(|c| queries::dealer(c, "D-PUN-01"))
+    let catalog = store.catalog();
+    let pune = catalog
+        .dealer(&DealerId::parse("D-PUN-01").unwrap())
         .unwrap()
         .unwrap();
     assert_eq!(
@@ -48,8 +47,9 @@ fn a_missing_file_is_created_with_the_demo_data() {
     );
     assert_eq!(pune.postal_code, "411001");
 
-    let prices = store
-        .read(|c| queries::prices(c, "nexon", "periodic"))
+    let nexon = catalog.model("Nexon").unwrap().unwrap();
+    let prices = catalog
+        .prices(&nexon, &ServiceKey::new("periodic"))
         .unwrap();
     let fuels: Vec<Fuel> = prices.iter().map(|p| p.fuel).collect();
     assert!(fuels.contains(&Fuel::Petrol) && fuels.contains(&Fuel::Diesel));
@@ -59,27 +59,26 @@ fn a_missing_file_is_created_with_the_demo_data() {
 fn lookups_accept_aliases_and_postal_districts() {
     let dir = tempfile::tempdir().unwrap();
     let store = seeded(&dir);
-    let (key, name) = store
-        .read(|c| queries::resolve_city(c, " BOMBAY "))
-        .unwrap()
-        .unwrap();
-    assert_eq!((key.as_str(), name.as_str()), ("mumbai", "Mumbai"));
-    let service = store
-        .read(|c| queries::resolve_service(c, "General Service"))
-        .unwrap();
-    assert_eq!(service.unwrap().0, "periodic");
+    let catalog = store.catalog();
+    let city = catalog.city(" BOMBAY ").unwrap().unwrap();
+    assert_eq!(
+        (city.key.as_str(), city.name.as_str()),
+        ("mumbai", "Mumbai")
+    );
+    let service = catalog.service("General Service").unwrap().unwrap();
+    assert_eq!(service.key.as_str(), "periodic");
     // 411002 has no dealer of its own: the 411 district's dealers answer.
-    let near = store
-        .read(|c| queries::dealers_near_postal_code(c, "411002", DealerFilter::default(), 5))
+    let near = catalog
+        .dealers_near_postal_code("411002", DealerFilter::default(), 5)
         .unwrap();
     assert!(!near.is_empty() && near.iter().all(|d| d.city == "Pune"));
+    let nexon = catalog.model("nexon").unwrap().unwrap();
     let only_service = DealerFilter {
         kind: Some(DealerKind::Service),
-        model_key: Some("nexon"),
+        model: Some(&nexon),
     };
-    let service_centres = store
-        .read(|c| queries::dealers_in_city(c, "pune", only_service, 5))
-        .unwrap();
+    let pune = catalog.city("Pune").unwrap().unwrap();
+    let service_centres = catalog.dealers_in_city(&pune, only_service, 5).unwrap();
     assert!(!service_centres.is_empty());
     assert!(
         service_centres
@@ -95,7 +94,7 @@ fn reopening_and_reseeding_change_nothing() {
     let before = seeded(&dir).check().unwrap();
     let (store, opened) = Store::open(&path, Create::Never).unwrap();
     assert_eq!(opened, Opened::Existing);
-    store.write_now(cx_webhook::store::seed::seed).unwrap();
+    store.seed().unwrap();
     assert_eq!(store.check().unwrap(), before);
 }
 

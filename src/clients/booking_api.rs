@@ -66,8 +66,8 @@ pub struct BookingRequest {
     pub car_model: Option<String>,
     /// The day of the appointment.
     pub date: jiff::civil::Date,
-    /// The time of the appointment (seconds are dropped on the wire).
-    pub time: jiff::civil::Time,
+    /// The slot start (`HH:MM` on the wire).
+    pub time: crate::domain::SlotTime,
     /// The Dialogflow session that asked (for the dealer's records).
     pub session_id: String,
 }
@@ -149,7 +149,7 @@ impl<'a> From<&'a BookingRequest> for WireBooking<'a> {
             service_type: &b.service_type,
             car_model: b.car_model.as_deref(),
             date: b.date.to_string(),
-            time: format!("{:02}:{:02}", b.time.hour(), b.time.minute()),
+            time: b.time.to_string(),
             session_id: &b.session_id,
         }
     }
@@ -379,7 +379,7 @@ async fn answer(response: reqwest::Response) -> Result<BookingConfirmation, Book
 #[cfg(test)]
 mod tests {
     use super::*;
-    use jiff::civil::{date, time};
+    use jiff::civil::date;
 
     #[test]
     fn wire_format_uses_iso_date_and_hh_mm() {
@@ -389,7 +389,7 @@ mod tests {
             service_type: "general_service".into(),
             car_model: None,
             date: date(2031, 3, 4),
-            time: time(9, 5, 59, 0),
+            time: crate::domain::SlotTime::new(9, 5).unwrap(),
             session_id: "s-1".into(),
         };
         let json = serde_json::to_value(WireBooking::from(&booking)).unwrap();

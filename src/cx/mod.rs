@@ -1,6 +1,6 @@
 //! The Dialogflow CX webhook wire model.
 //!
-//! - [`request`]: `WebhookRequest`, parsed leniently (PROTOCOL.md §2.1);
+//! - [`request`]: `WebhookRequest`, read as the proto3 JSON mapping allows (nulls, proto names);
 //! - [`response`]: `WebhookResponse` and its builder, which makes the wrong answers hard to write;
 //! - [`rich`]: Dialogflow Messenger rich content for `fulfillmentResponse.messages[].payload`;
 //! - [`params`]: a typed, merged view of form, intent and session parameters.
@@ -13,7 +13,7 @@ pub mod response;
 pub mod rich;
 
 pub use params::{ParamError, Params, Place};
-pub use request::{RequestError, WebhookRequest};
+pub use request::{RequestError, RequestErrorKind, WebhookRequest};
 pub use response::{
     MAX_RESPONSE_BYTES, MergeBehavior, OutputAudioText, ResponseMessage, Transition, Trim,
     WebhookResponse,

@@ -1,7 +1,8 @@
 //! `booking.validate` (form filling) and `booking.create` (the appointment itself).
 //!
 //! Both run the same checks over `vehicle_number`, `dealer_id`, `service_type`, `booking_date` and
-//! `booking_time` ([`check`]):
+//! `booking_time`, one small function per field ([`check`] runs them in order and collects a [`Form`],
+//! which [`Form::draft`] turns into a complete, typed [`BookingDraft`] or the list of problems):
 //! - the vehicle number is an Indian registration number (normalised; the normalised value is written
 //!   back to the session);
 //! - the dealer exists and is a service centre; the service type is on the price list;
@@ -13,60 +14,128 @@
 //! `INVALID` (value cleared) and one re-prompt that says what is wrong and what would be right; valid
 //! values are left alone. `booking.create` checks everything again (the agent may skip validation),
 //! then books:
-//! - locally through [`crate::store::bookings::create`], which never double-books and is idempotent
-//!   per Dialogflow request (a retried call gets the same booking id) — right for one instance
-//!   (`--max-instances=1`);
+//! - through the configured [`crate::store::bookings::BookingRepository`] (SQLite in the data file, or
+//!   PostgreSQL shared by every instance), which never double-books, is idempotent per Dialogflow
+//!   request (a retried call gets the same booking id), and writes nothing after the call's deadline;
 //! - or, when `BOOKING_API_URL` is set, through the remote booking API
 //!   ([`crate::clients::booking_api`]), with the same request key as its `Idempotency-Key`, so many
 //!   instances share one booking system. Its answers map to the same replies: 409 is "just taken"
 //!   with `booking_time` rejected, 400/422 rejects the field it names, and an API that cannot be
 //!   reached gets a graceful "try again" answer before the deadline.
 
-use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
-use jiff::civil::{Date, Time};
-use jiff::{Timestamp, ToSpan};
+use jiff::Timestamp;
+use jiff::civil::Date;
 
 use crate::clients::booking_api::{BookingApiClient, BookingApiError, BookingRequest};
-use crate::cx::WebhookResponse;
-use crate::domain::VehicleNumber;
-use crate::store::Store;
-use crate::store::bookings::{self, NewBooking, Outcome};
-use crate::store::queries::{self, Dealer, DealerKind};
+use crate::cx::{Params, WebhookResponse};
+use crate::domain::{
+    BookingDraft, BookingOutcome, Dealer, DealerId, DealerKind, MAX_DAYS_AHEAD, RequestKey,
+    ServiceType, SlotCounts, SlotTime, VehicleNumber, booking_window, home_today,
+};
+use crate::store::bookings::BookingError;
 
-use super::{Call, Handler, HandlerError, HandlerFuture, reject};
+use super::{Call, Deps, HandlerError, Reply, ask, not_known, reject};
 
-/// How far ahead a booking may be made.
-pub const MAX_DAYS_AHEAD: i64 = 60;
 /// How `booking.create` says a slot filled up.
 const TAKEN: &str = "was just taken";
 /// Free slots suggested when the chosen one is full.
 const SUGGESTIONS: usize = 3;
+/// Said when the booking store cannot take a booking now.
+const CANNOT_BOOK_TEXT: &str = "Sorry, I can't take bookings right now. Please try again in a few minutes or call the \
+     service centre directly.";
 
 /// A parameter that failed a check, and what to tell the user.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Problem {
-    param: &'static str,
-    message: String,
+pub struct Problem {
+    /// The parameter.
+    pub param: &'static str,
+    /// What is wrong and what would be right.
+    pub message: String,
 }
 
-/// The values that passed, and the problems found.
+/// What one field's check found.
+enum Field<T> {
+    /// A good value.
+    Good(T),
+    /// Not given (yet).
+    Missing,
+    /// Given but unusable: what to say.
+    Bad(String),
+}
+
+/// Which handler is checking: validation leaves missing values alone and calls a full slot "fully
+/// booked"; booking needs every value and calls it "just taken" (the user had been offered it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Validate,
+    Create,
+}
+
+/// The booking form as collected so far: each good value, typed, and every problem found.
 #[derive(Debug, Default)]
-struct Checked {
+pub struct Form {
     vehicle: Option<VehicleNumber>,
+    /// The user's spelling differs from the normalised number (write it back).
     vehicle_rewritten: bool,
     dealer: Option<Dealer>,
-    service: Option<(String, String)>,
+    service: Option<ServiceType>,
     date: Option<Date>,
-    time: Option<Time>,
+    time: Option<SlotTime>,
     problems: Vec<Problem>,
 }
 
-impl Checked {
-    fn problem(&mut self, param: &'static str, message: String) {
-        self.problems.push(Problem { param, message });
+impl Form {
+    fn take<T>(
+        &mut self,
+        mode: Mode,
+        param: &'static str,
+        what: &str,
+        field: Field<T>,
+    ) -> Option<T> {
+        match field {
+            Field::Good(value) => return Some(value),
+            Field::Missing if mode == Mode::Create => self.problems.push(Problem {
+                param,
+                message: format!("I still need {what}."),
+            }),
+            Field::Missing => {}
+            Field::Bad(message) => self.problems.push(Problem { param, message }),
+        }
+        None
+    }
+
+    /// A complete, typed draft, or the problems that stop one.
+    fn draft(self, call: &Call) -> Result<(BookingDraft, Dealer, ServiceType), Vec<Problem>> {
+        let (Some(vehicle), Some(dealer), Some(service), Some(date), Some(time), true) = (
+            self.vehicle,
+            self.dealer,
+            self.service,
+            self.date,
+            self.time,
+            self.problems.is_empty(),
+        ) else {
+            return Err(self.problems);
+        };
+        let request = &call.request;
+        let request_key = RequestKey::new(
+            request.session_id(),
+            &request.detect_intent_response_id,
+            || format!("{vehicle}/{}/{date}/{time}", dealer.id),
+        );
+        let draft = BookingDraft {
+            request_key,
+            session_id: request.session_id().to_owned(),
+            dealer: dealer.id.clone(),
+            date,
+            time,
+            vehicle,
+            service: service.key.clone(),
+            car_model: call.params().text("car_model").ok().flatten(),
+            capacity: dealer.hours.slot_capacity,
+        };
+        Ok((draft, dealer, service))
     }
 }
 
@@ -78,231 +147,195 @@ fn short_date(date: Date) -> String {
     date.strftime("%-d %B").to_string()
 }
 
-/// Today's date where the dealer is.
-fn today_at(dealer: Option<&Dealer>, now: Timestamp) -> Date {
-    let zone = dealer.map_or("Asia/Kolkata", |d| d.time_zone.as_str());
-    now.in_tz(zone)
-        .map(|z| z.date())
-        .unwrap_or_else(|_| now.in_tz("UTC").map(|z| z.date()).unwrap_or_default())
-}
-
-/// Slot start times of a dealer's day.
-fn slots(dealer: &Dealer) -> Vec<Time> {
-    let hours = &dealer.hours;
-    let step = i64::from(hours.slot_minutes.max(1));
-    let mut out = Vec::new();
-    let mut t = hours.opens;
-    while let Ok(end) = t.checked_add(step.minutes()) {
-        // `checked_add` wraps past midnight on a civil time; stop at closing or at a wrap.
-        if end > hours.closes || end <= t {
-            break;
-        }
-        out.push(t);
-        t = end;
-    }
-    out
-}
-
-/// Runs every check; with `require_all`, a missing parameter is a problem too.
-fn check(
-    call: &Call,
-    store: &Store,
-    now: Timestamp,
-    require_all: bool,
-) -> Result<Checked, HandlerError> {
-    let params = call.params();
-    let mut c = Checked::default();
-    let missing = |c: &mut Checked, param: &'static str, what: &str| {
-        if require_all {
-            c.problem(param, format!("I still need {what}."));
-        }
-    };
-
+fn vehicle(params: &Params<'_>) -> Field<(VehicleNumber, bool)> {
     match params.text("vehicle_number") {
         Ok(Some(text)) => match VehicleNumber::parse(&text) {
             Some(v) => {
-                c.vehicle_rewritten = v.as_str() != text;
-                c.vehicle = Some(v);
+                let rewritten = v.as_str() != text;
+                Field::Good((v, rewritten))
             }
-            None => c.problem(
-                "vehicle_number",
-                format!(
-                    "\"{text}\" isn't a vehicle registration number I recognise. It should look \
-                     like MH 12 AB 1234."
-                ),
-            ),
+            None => Field::Bad(format!(
+                "\"{text}\" isn't a vehicle registration number I recognise. It should look like \
+                 MH 12 AB 1234."
+            )),
         },
-        Ok(None) => missing(
-            &mut c,
-            "vehicle_number",
-            "your vehicle's registration number",
-        ),
-        Err(_) => c.problem(
-            "vehicle_number",
+        Ok(None) => Field::Missing,
+        Err(_) => Field::Bad(
             "I didn't catch the registration number. It should look like MH 12 AB 1234.".into(),
         ),
     }
-
-    match params.text("dealer_id") {
-        Ok(Some(id)) => match store.read(|conn| queries::dealer(conn, &id))? {
-            Some(d) if d.kind == DealerKind::Service => c.dealer = Some(d),
-            Some(d) => c.problem(
-                "dealer_id",
-                format!(
-                    "{} is a showroom and doesn't take service bookings. Please pick a service \
-                     centre.",
-                    d.name
-                ),
-            ),
-            None => c.problem(
-                "dealer_id",
-                format!("I couldn't find the service centre \"{id}\". Service centre ids look like D-PUN-01."),
-            ),
-        },
-        Ok(None) => missing(&mut c, "dealer_id", "the service centre"),
-        Err(_) => c.problem("dealer_id", "I didn't catch the service centre.".into()),
-    }
-
-    match params.text("service_type") {
-        Ok(Some(text)) => match store.read(|conn| queries::resolve_service(conn, &text))? {
-            Some(service) => c.service = Some(service),
-            None => {
-                let names = store.read(queries::service_names)?;
-                c.problem(
-                    "service_type",
-                    format!(
-                        "I don't know the service \"{text}\". I can book: {}.",
-                        names.join(", ")
-                    ),
-                );
-            }
-        },
-        Ok(None) => missing(&mut c, "service_type", "the kind of service"),
-        Err(_) => c.problem("service_type", "I didn't catch the kind of service.".into()),
-    }
-
-    let today = today_at(c.dealer.as_ref(), now);
-    let first = today.tomorrow().unwrap_or(today);
-    let last = today.checked_add(MAX_DAYS_AHEAD.days()).unwrap_or(today);
-    match params.date("booking_date") {
-        Ok(Some(date)) if date <= today => c.problem(
-            "booking_date",
-            format!(
-                "{} has already passed. Please choose a date between {} and {}.",
-                short_date(date),
-                short_date(first),
-                short_date(last)
-            ),
-        ),
-        Ok(Some(date)) if date > last => c.problem(
-            "booking_date",
-            format!(
-                "I can only book up to {MAX_DAYS_AHEAD} days ahead. Please choose a date between {} \
-                 and {}.",
-                short_date(first),
-                short_date(last)
-            ),
-        ),
-        Ok(Some(date)) => match &c.dealer {
-            Some(d) if !d.hours.open_on(date.weekday()) => c.problem(
-                "booking_date",
-                format!(
-                    "{} is closed on {}s. It's open {}. Which other day suits you?",
-                    d.name,
-                    date.strftime("%A"),
-                    d.hours.summary()
-                ),
-            ),
-            _ => c.date = Some(date),
-        },
-        Ok(None) => missing(&mut c, "booking_date", "the date"),
-        Err(e) => c.problem(
-            "booking_date",
-            format!("That date doesn't exist ({}). Which date would you like?", e.problem),
-        ),
-    }
-
-    match params.time("booking_time") {
-        Ok(Some(time)) => match &c.dealer {
-            Some(d) => {
-                let day = slots(d);
-                if !day.contains(&time) {
-                    let (first, last) = (day.first(), day.last());
-                    c.problem(
-                        "booking_time",
-                        match (first, last) {
-                            (Some(first), Some(last)) => format!(
-                                "{} takes appointments every {} minutes from {} to {}.",
-                                d.name,
-                                d.hours.slot_minutes,
-                                first.strftime("%H:%M"),
-                                last.strftime("%H:%M")
-                            ),
-                            _ => format!("{} has no appointment slots.", d.name),
-                        },
-                    );
-                } else if let Some(date) = c.date {
-                    let booked = store.read(|conn| bookings::booked_by_slot(conn, &d.id, date))?;
-                    if is_full(d, &booked, time) {
-                        // At booking time the user had been offered this slot: it was just taken.
-                        let verb = if require_all {
-                            TAKEN
-                        } else {
-                            "is fully booked"
-                        };
-                        c.problem("booking_time", full_message(d, date, time, &booked, verb));
-                    } else {
-                        c.time = Some(time);
-                    }
-                } else {
-                    c.time = Some(time);
-                }
-            }
-            None => c.time = Some(time),
-        },
-        Ok(None) => missing(&mut c, "booking_time", "the time"),
-        Err(_) => c.problem(
-            "booking_time",
-            "I didn't catch the time. Which time would you like, for example 10:30?".into(),
-        ),
-    }
-    Ok(c)
 }
 
-fn is_full(dealer: &Dealer, booked: &HashMap<String, i64>, time: Time) -> bool {
-    let taken = booked.get(&bookings::slot_text(time)).copied().unwrap_or(0);
-    taken >= i64::from(dealer.hours.slot_capacity)
+fn dealer(params: &Params<'_>, deps: &Deps) -> Reply<Field<Dealer>> {
+    let text = match params.text("dealer_id") {
+        Ok(Some(text)) => text,
+        Ok(None) => return Ok(Field::Missing),
+        Err(_) => return Ok(Field::Bad("I didn't catch the service centre.".into())),
+    };
+    let found = match DealerId::parse(&text) {
+        Some(id) => deps.store.catalog().dealer(&id)?,
+        None => None,
+    };
+    Ok(match found {
+        Some(d) if d.kind == DealerKind::Service => Field::Good(d),
+        Some(d) => Field::Bad(format!(
+            "{} is a showroom and doesn't take service bookings. Please pick a service centre.",
+            d.name
+        )),
+        None => Field::Bad(format!(
+            "I couldn't find the service centre \"{text}\". Service centre ids look like D-PUN-01."
+        )),
+    })
+}
+
+async fn service(params: &Params<'_>, deps: &Deps) -> Reply<Field<ServiceType>> {
+    let text = match params.text("service_type") {
+        Ok(Some(text)) => text,
+        Ok(None) => return Ok(Field::Missing),
+        Err(_) => return Ok(Field::Bad("I didn't catch the kind of service.".into())),
+    };
+    let catalog = deps.store.catalog();
+    Ok(match catalog.service(&text)? {
+        Some(service) => Field::Good(service),
+        None => Field::Bad(not_known(
+            "service",
+            &text,
+            "book",
+            &catalog.service_names().await?,
+        )),
+    })
+}
+
+fn date(params: &Params<'_>, dealer: Option<&Dealer>, now: Timestamp) -> Field<Date> {
+    let today = dealer.map_or_else(|| home_today(now), |d| d.today(now));
+    let (first, last) = booking_window(today, MAX_DAYS_AHEAD);
+    let between = || format!("between {} and {}", short_date(first), short_date(last));
+    match params.date("booking_date") {
+        Ok(Some(date)) if date <= today => Field::Bad(format!(
+            "{} has already passed. Please choose a date {}.",
+            short_date(date),
+            between()
+        )),
+        Ok(Some(date)) if date > last => Field::Bad(format!(
+            "I can only book up to {MAX_DAYS_AHEAD} days ahead. Please choose a date {}.",
+            between()
+        )),
+        Ok(Some(date)) => match dealer {
+            Some(d) if !d.hours.open_on(date.weekday()) => Field::Bad(format!(
+                "{} is closed on {}s. It's open {}. Which other day suits you?",
+                d.name,
+                date.strftime("%A"),
+                d.hours.summary()
+            )),
+            _ => Field::Good(date),
+        },
+        Ok(None) => Field::Missing,
+        Err(e) => Field::Bad(format!(
+            "That date doesn't exist ({}). Which date would you like?",
+            e.problem
+        )),
+    }
+}
+
+async fn time(
+    call: &Call,
+    deps: &Deps,
+    dealer: Option<&Dealer>,
+    date: Option<Date>,
+    mode: Mode,
+) -> Reply<Field<SlotTime>> {
+    let given = match call.params().time("booking_time") {
+        Ok(Some(t)) => t,
+        Ok(None) => return Ok(Field::Missing),
+        Err(_) => {
+            return Ok(Field::Bad(
+                "I didn't catch the time. Which time would you like, for example 10:30?".into(),
+            ));
+        }
+    };
+    let Some(d) = dealer else {
+        // Without a dealer there are no slots to check against; the dealer's problem is reported.
+        return Ok(SlotTime::from_time(given).map_or(Field::Missing, Field::Good));
+    };
+    let day = d.hours.slots();
+    let Some(slot) = SlotTime::from_time(given).filter(|s| day.contains(s)) else {
+        return Ok(Field::Bad(match (day.first(), day.last()) {
+            (Some(first), Some(last)) => format!(
+                "{} takes appointments every {} minutes from {first} to {last}.",
+                d.name, d.hours.slot_minutes
+            ),
+            _ => format!("{} has no appointment slots.", d.name),
+        }));
+    };
+    let Some(date) = date else {
+        return Ok(Field::Good(slot));
+    };
+    let counts = deps
+        .bookings
+        .slot_counts(&d.id, date, call.deadline)
+        .await?;
+    if counts.get(slot) < d.hours.slot_capacity {
+        return Ok(Field::Good(slot));
+    }
+    let verb = match mode {
+        Mode::Create => TAKEN,
+        Mode::Validate => "is fully booked",
+    };
+    Ok(Field::Bad(full_message(d, date, slot, &counts, verb)))
+}
+
+/// Runs every field's check in order (later checks use earlier good values).
+async fn check(call: &Call, deps: &Deps, mode: Mode, now: Timestamp) -> Reply<Form> {
+    let params = call.params();
+    let mut form = Form::default();
+    let number = vehicle(&params);
+    if let Some((v, rewritten)) = form.take(
+        mode,
+        "vehicle_number",
+        "your vehicle's registration number",
+        number,
+    ) {
+        form.vehicle = Some(v);
+        form.vehicle_rewritten = rewritten;
+    }
+    let found = dealer(&params, deps)?;
+    form.dealer = form.take(mode, "dealer_id", "the service centre", found);
+    let found = service(&params, deps).await?;
+    form.service = form.take(mode, "service_type", "the kind of service", found);
+    let day = date(&params, form.dealer.as_ref(), now);
+    form.date = form.take(mode, "booking_date", "the date", day);
+    let slot = time(call, deps, form.dealer.as_ref(), form.date, mode).await?;
+    form.time = form.take(mode, "booking_time", "the time", slot);
+    Ok(form)
 }
 
 /// "Sorry, the 10:30 slot on 14 March at X {is fully booked}. Free times nearby: 10:00, 11:00."
 fn full_message(
     dealer: &Dealer,
     date: Date,
-    time: Time,
-    booked: &HashMap<String, i64>,
+    time: SlotTime,
+    counts: &SlotCounts,
     verb: &str,
 ) -> String {
-    let mut free: Vec<Time> = slots(dealer)
+    let capacity = dealer.hours.slot_capacity;
+    let mut free: Vec<SlotTime> = dealer
+        .hours
+        .slots()
         .into_iter()
-        .filter(|t| !is_full(dealer, booked, *t))
+        .filter(|t| counts.get(*t) < capacity)
         .collect();
-    let minutes = |t: &Time| i32::from(t.hour()) * 60 + i32::from(t.minute());
-    free.sort_by_key(|t| (minutes(t) - minutes(&time)).abs());
+    free.sort_by_key(|t| t.distance(time));
     free.truncate(SUGGESTIONS);
     free.sort();
     let mut text = format!(
-        "Sorry, the {} slot on {} at {} {verb}.",
-        time.strftime("%H:%M"),
+        "Sorry, the {time} slot on {} at {} {verb}.",
         short_date(date),
         dealer.name
     );
     if free.is_empty() {
         text.push_str(" That day is full; please choose another date.");
     } else {
-        let times: Vec<String> = free
-            .iter()
-            .map(|t| t.strftime("%H:%M").to_string())
-            .collect();
+        let times: Vec<String> = free.iter().map(ToString::to_string).collect();
         text.push_str(&format!(" Free times nearby: {}.", times.join(", ")));
     }
     text
@@ -319,66 +352,83 @@ fn reprompt(call: &Call, mut response: WebhookResponse, problems: &[Problem]) ->
     response.text(text.join(" "))
 }
 
-/// `booking.validate`.
-pub struct Validate {
-    store: Store,
-}
-
-impl Validate {
-    /// The handler over `store`.
-    pub fn new(store: Store) -> Self {
-        Validate { store }
+/// `booking.validate`: every collected value checked; bad ones invalidated with one re-prompt.
+pub async fn validate(call: Call, deps: Arc<Deps>) -> Reply {
+    let form = check(&call, &deps, Mode::Validate, Timestamp::now()).await?;
+    let mut response = WebhookResponse::new();
+    if let (Some(v), true) = (&form.vehicle, form.vehicle_rewritten) {
+        response = response.set_param("vehicle_number", v.as_str());
     }
+    if form.problems.is_empty() {
+        return Ok(response);
+    }
+    Ok(reprompt(&call, response, &form.problems))
 }
 
-impl Handler for Validate {
-    fn handle<'a>(&'a self, call: &'a Call) -> HandlerFuture<'a> {
-        Box::pin(async move {
-            let checked = check(call, &self.store, Timestamp::now(), false)?;
-            let mut response = WebhookResponse::new();
-            if let (Some(v), true) = (&checked.vehicle, checked.vehicle_rewritten) {
-                response = response.set_param("vehicle_number", v.as_str());
+/// `booking.create`: everything checked again, then booked (see the module docs).
+pub async fn create(call: Call, deps: Arc<Deps>) -> Reply {
+    let form = check(&call, &deps, Mode::Create, Timestamp::now()).await?;
+    let (draft, dealer, service) = form
+        .draft(&call)
+        .map_err(|problems| ask(reprompt(&call, WebhookResponse::new(), &problems)))?;
+    if let Some(api) = &deps.booking_api {
+        return Ok(book_remotely(api, &call, &draft, &dealer, &service).await);
+    }
+    let outcome = match deps.bookings.create(&draft, call.deadline).await {
+        Ok(outcome) => outcome,
+        Err(e @ (BookingError::Unavailable(_) | BookingError::Deadline)) => {
+            tracing::warn!(
+                error = %crate::telemetry::error_chain(&e),
+                backend = deps.bookings.backend(),
+                "booking not taken"
+            );
+            return Ok(WebhookResponse::new().text(CANNOT_BOOK_TEXT));
+        }
+        Err(e) => return Err(HandlerError::from(e).into()),
+    };
+    match outcome {
+        BookingOutcome::Confirmed { booking, replayed } => {
+            if replayed {
+                tracing::info!(booking_id = %booking.id, "booking call repeated: same booking returned");
             }
-            if checked.problems.is_empty() {
-                return Ok(response);
-            }
-            Ok(reprompt(call, response, &checked.problems))
-        })
+            Ok(confirmed(
+                &service,
+                &dealer,
+                booking.date,
+                booking.time,
+                booking.id.as_str(),
+                booking.status.as_str(),
+            ))
+        }
+        BookingOutcome::SlotFull => {
+            let counts = deps
+                .bookings
+                .slot_counts(&dealer.id, draft.date, call.deadline)
+                .await?;
+            let problem = Problem {
+                param: "booking_time",
+                message: full_message(&dealer, draft.date, draft.time, &counts, TAKEN),
+            };
+            Ok(reprompt(&call, WebhookResponse::new(), &[problem]))
+        }
     }
 }
 
-/// Time kept back from the deadline for answering after a remote booking call.
-const ANSWER_MARGIN: Duration = Duration::from_millis(200);
-
-/// `booking.create`.
-pub struct Create {
-    store: Store,
-    remote: Option<Arc<BookingApiClient>>,
-}
-
-impl Create {
-    /// The handler: bookings go to `remote` when given, else into `store`.
-    pub fn new(store: Store, remote: Option<Arc<BookingApiClient>>) -> Self {
-        Create { store, remote }
-    }
-}
-
-/// The confirmation answer, the same for local and remote bookings.
+/// The confirmation answer, the same for every backend.
 fn confirmed(
-    service: &str,
+    service: &ServiceType,
     dealer: &Dealer,
     date: Date,
-    time: Time,
+    time: SlotTime,
     id: &str,
     status: &str,
 ) -> WebhookResponse {
     WebhookResponse::new()
         .text(format!(
-            "Done! Your {} at {} is booked for {} at {}. Your booking id is {id}.",
-            service.to_lowercase(),
+            "Done! Your {} at {} is booked for {} at {time}. Your booking id is {id}.",
+            service.name.to_lowercase(),
             dealer.name,
             long_date(date),
-            time.strftime("%H:%M"),
         ))
         .set_param("booking_id", id)
         .set_param("booking_status", status)
@@ -396,212 +446,104 @@ fn param_for_field(field: &str) -> Option<&'static str> {
     }
 }
 
-impl Create {
-    /// Books through the remote API and turns its answer into a reply.
-    async fn book_remotely(
-        &self,
-        api: &BookingApiClient,
-        call: &Call,
-        new: &NewBooking,
-        dealer: &Dealer,
-        service: &str,
-    ) -> WebhookResponse {
-        let request = BookingRequest {
-            vehicle_number: new.vehicle.as_str().to_owned(),
-            dealer_id: new.dealer_id.clone(),
-            service_type: new.service_key.clone(),
-            car_model: new.car_model.clone(),
-            date: new.date,
-            time: new.time,
-            session_id: new.session_id.clone(),
-        };
-        let budget = call.remaining().saturating_sub(ANSWER_MARGIN);
-        match api.create(&request, &new.request_key, budget).await {
-            Ok(c) => confirmed(
-                service,
-                dealer,
-                new.date,
-                new.time,
-                &c.booking_id,
-                &c.status,
-            ),
-            Err(BookingApiError::SlotTaken) => {
-                let problem = Problem {
-                    param: "booking_time",
-                    message: format!(
-                        "Sorry, the {} slot on {} at {} {TAKEN}. Which other time would suit you?",
-                        new.time.strftime("%H:%M"),
-                        short_date(new.date),
-                        dealer.name
-                    ),
-                };
-                reprompt(call, WebhookResponse::new(), &[problem])
-            }
-            Err(BookingApiError::Rejected { field, message }) => {
-                let text = format!("The booking system couldn't accept that: {message}");
-                match field.as_deref().and_then(param_for_field) {
-                    Some(param) => reprompt(
-                        call,
-                        WebhookResponse::new(),
-                        &[Problem {
-                            param,
-                            message: text,
-                        }],
-                    ),
-                    None => WebhookResponse::new().text(text),
-                }
-            }
-            // The client has logged these with their causes.
-            Err(
-                BookingApiError::Unauthorized(_)
-                | BookingApiError::Unavailable(_)
-                | BookingApiError::Protocol(_),
-            ) => WebhookResponse::new().text(
-                "Sorry, I can't reach the booking system right now. Please try again in a moment.",
-            ),
+/// Books through the remote API and turns its answer into a reply.
+async fn book_remotely(
+    api: &BookingApiClient,
+    call: &Call,
+    draft: &BookingDraft,
+    dealer: &Dealer,
+    service: &ServiceType,
+) -> WebhookResponse {
+    let request = BookingRequest {
+        vehicle_number: draft.vehicle.as_str().to_owned(),
+        dealer_id: draft.dealer.as_str().to_owned(),
+        service_type: draft.service.as_str().to_owned(),
+        car_model: draft.car_model.clone(),
+        date: draft.date,
+        time: draft.time,
+        session_id: draft.session_id.clone(),
+    };
+    match api
+        .create(&request, draft.request_key.as_str(), call.budget())
+        .await
+    {
+        Ok(c) => confirmed(
+            service,
+            dealer,
+            draft.date,
+            draft.time,
+            &c.booking_id,
+            &c.status,
+        ),
+        Err(BookingApiError::SlotTaken) => {
+            let problem = Problem {
+                param: "booking_time",
+                message: format!(
+                    "Sorry, the {} slot on {} at {} {TAKEN}. Which other time would suit you?",
+                    draft.time,
+                    short_date(draft.date),
+                    dealer.name
+                ),
+            };
+            reprompt(call, WebhookResponse::new(), &[problem])
         }
-    }
-}
-
-/// The key that makes a retried call find the booking it made: Dialogflow retries with the same
-/// session and `detectIntentResponseId`. Without an id, the booking's own details stand in.
-fn request_key(call: &Call, booking: &NewBooking) -> String {
-    let session = call.request.session_id();
-    let response_id = call.request.detect_intent_response_id.trim();
-    if response_id.is_empty() {
-        format!(
-            "{session}/{}/{}/{}/{}",
-            booking.vehicle,
-            booking.dealer_id,
-            booking.date,
-            bookings::slot_text(booking.time)
-        )
-    } else {
-        format!("{session}/{response_id}")
-    }
-}
-
-impl Handler for Create {
-    fn handle<'a>(&'a self, call: &'a Call) -> HandlerFuture<'a> {
-        Box::pin(async move {
-            let now = Timestamp::now();
-            let checked = check(call, &self.store, now, true)?;
-            if !checked.problems.is_empty() {
-                return Ok(reprompt(call, WebhookResponse::new(), &checked.problems));
+        Err(BookingApiError::Rejected { field, message }) => {
+            let text = format!("The booking system couldn't accept that: {message}");
+            match field.as_deref().and_then(param_for_field) {
+                Some(param) => reprompt(
+                    call,
+                    WebhookResponse::new(),
+                    &[Problem {
+                        param,
+                        message: text,
+                    }],
+                ),
+                None => WebhookResponse::new().text(text),
             }
-            let (Some(vehicle), Some(dealer), Some((service_key, service)), Some(date), Some(time)) = (
-                checked.vehicle,
-                checked.dealer,
-                checked.service,
-                checked.date,
-                checked.time,
-            ) else {
-                return Err(HandlerError::msg(
-                    "booking checks passed without every value",
-                ));
-            };
-            let mut new = NewBooking {
-                request_key: String::new(),
-                dealer_id: dealer.id.clone(),
-                date,
-                time,
-                vehicle,
-                service_key,
-                car_model: call.params().text("car_model").ok().flatten(),
-                session_id: call.request.session_id().to_owned(),
-            };
-            new.request_key = request_key(call, &new);
-            if let Some(api) = &self.remote {
-                return Ok(self.book_remotely(api, call, &new, &dealer, &service).await);
-            }
-            if self.store.is_read_only() {
-                return Ok(WebhookResponse::new().text(
-                    "Sorry, I can't take bookings right now. Please call the service centre \
-                     directly.",
-                ));
-            }
-            let outcome = self
-                .store
-                .write(move |conn| bookings::create(conn, &new, now))
-                .await?;
-            match outcome {
-                Outcome::Confirmed { booking, replayed } => {
-                    if replayed {
-                        tracing::info!(booking_id = %booking.id, "booking call repeated: same booking returned");
-                    }
-                    Ok(confirmed(
-                        &service,
-                        &dealer,
-                        booking.date,
-                        booking.time,
-                        &booking.id,
-                        &booking.status,
-                    ))
-                }
-                Outcome::SlotFull => {
-                    let booked = self
-                        .store
-                        .read(|conn| bookings::booked_by_slot(conn, &dealer.id, date))?;
-                    let problem = Problem {
-                        param: "booking_time",
-                        message: full_message(&dealer, date, time, &booked, TAKEN),
-                    };
-                    Ok(reprompt(call, WebhookResponse::new(), &[problem]))
-                }
-                Outcome::UnknownDealer => Err(HandlerError::msg(format!(
-                    "dealer {} vanished between check and booking",
-                    dealer.id
-                ))),
-            }
-        })
+        }
+        // The client has logged these with their causes.
+        Err(
+            BookingApiError::Unauthorized(_)
+            | BookingApiError::Unavailable(_)
+            | BookingApiError::Protocol(_),
+        ) => WebhookResponse::new().text(
+            "Sorry, I can't reach the booking system right now. Please try again in a moment.",
+        ),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::queries::OpeningHours;
-    use jiff::civil::{Weekday, time};
+    use crate::domain::OpeningHours;
+    use jiff::civil::Weekday;
 
-    fn dealer(opens: Time, closes: Time, slot_minutes: i32) -> Dealer {
+    fn dealer() -> Dealer {
         Dealer {
-            id: "D-TST-01".into(),
+            id: DealerId::parse("D-TST-01").unwrap(),
             name: "Test".into(),
             kind: DealerKind::Service,
             city: "Pune".into(),
             postal_code: "411001".into(),
             address: "x".into(),
             phone: "+91".into(),
-            time_zone: "Asia/Kolkata".into(),
+            time_zone: crate::domain::home_time_zone(),
             hours: OpeningHours {
                 days: vec![Weekday::Monday],
-                opens,
-                closes,
-                slot_minutes,
+                opens: SlotTime::new(9, 0).unwrap(),
+                closes: SlotTime::new(12, 0).unwrap(),
+                slot_minutes: 30,
                 slot_capacity: 1,
             },
         }
     }
 
     #[test]
-    fn slots_fit_inside_opening_hours() {
-        let d = dealer(time(9, 0, 0, 0), time(11, 0, 0, 0), 30);
-        let s: Vec<String> = slots(&d)
-            .iter()
-            .map(|t| t.strftime("%H:%M").to_string())
-            .collect();
-        assert_eq!(s, ["09:00", "09:30", "10:00", "10:30"]);
-        let late = dealer(time(22, 0, 0, 0), time(23, 59, 0, 0), 60);
-        assert_eq!(slots(&late), vec![time(22, 0, 0, 0)]);
-    }
-
-    #[test]
     fn full_slots_suggest_the_nearest_free_times() {
-        let d = dealer(time(9, 0, 0, 0), time(12, 0, 0, 0), 30);
-        let booked: HashMap<String, i64> =
-            [("10:00".to_string(), 1), ("10:30".to_string(), 1)].into();
+        let at = |h, m| SlotTime::new(h, m).unwrap();
+        let counts = SlotCounts::new([(at(10, 0), 1), (at(10, 30), 1)]);
         let day = jiff::civil::date(2031, 3, 14);
-        let text = full_message(&d, day, time(10, 0, 0, 0), &booked, "is fully booked");
+        let text = full_message(&dealer(), day, at(10, 0), &counts, "is fully booked");
         assert_eq!(
             text,
             "Sorry, the 10:00 slot on 14 March at Test is fully booked. Free times nearby: 09:00, \

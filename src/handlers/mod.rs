@@ -2,12 +2,15 @@
 //!
 //! - The tag selects a route (primary tag or alias). When the tag is empty, the matched intent's
 //!   display name may select one (the seed guide's routing rule, kept as an alias mechanism).
-//! - Anything else goes to [`fallback::Fallback`]: HTTP 200, a polite text, a WARNING naming the tag.
+//! - Anything else goes to [`fallback::fallback`]: HTTP 200, a polite text, a WARNING naming the tag.
 //!   An unknown tag is a value, not an error.
 //! - Every call runs under the request's deadline. A handler that fails, panics or overruns still
 //!   yields a valid answer with a graceful text (no internals); the cause is logged at ERROR.
 //!
-//! Adding a tag: write `handlers/<name>.rs` implementing [`Handler`], and add one line to [`table`].
+//! Adding a tag: write `handlers/<name>.rs` with an `async fn <name>(call: Call, deps: Arc<Deps>) ->
+//! Reply`, declare it here (`pub mod <name>;`), and add one line to [`table`]. Helpers that may end
+//! the call early return [`Reply<T>`] and are used with `?`. `examples/custom_tag.rs` does exactly
+//! this from outside the crate.
 
 pub mod account;
 pub mod booking;
@@ -29,6 +32,7 @@ use tokio::time::Instant;
 use crate::clients::booking_api::BookingApiClient;
 use crate::clients::weather::Weather;
 use crate::cx::{Chip, Params, RichContent, RichElement, WebhookRequest, WebhookResponse};
+use crate::store::bookings::{BookingError, BookingRepository};
 use crate::store::{Store, StoreError};
 use crate::telemetry::error_chain;
 
@@ -42,18 +46,54 @@ pub const TIMEOUT_TEXT: &str =
 pub const TOO_LARGE_TEXT: &str =
     "Sorry, that answer is too long to show here. Could you narrow it down?";
 
+/// What a handler returns: its answer, or a [`Stop`] that ends the call early.
+pub type Reply<T = WebhookResponse> = Result<T, Stop>;
+
 /// The future a handler returns.
-pub type HandlerFuture<'a> =
-    Pin<Box<dyn Future<Output = Result<WebhookResponse, HandlerError>> + Send + 'a>>;
+pub type HandlerFuture = Pin<Box<dyn Future<Output = Reply> + Send + 'static>>;
 
 /// Boxed error source.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
-/// One capability, selected by tag.
+/// Why a handler stopped before its main answer. `?` carries either out of a helper, so a helper
+/// such as [`account::find_account`] returns `Reply<Account>`, not a nested result.
+#[derive(Debug)]
+pub enum Stop {
+    /// Wrong or missing user input: this answer (a question, a re-prompt) is sent as it is (boxed:
+    /// it is large, and the `Ok` path should not pay for it).
+    Answer(Box<WebhookResponse>),
+    /// Something went wrong inside: logged with its cause chain; the user hears [`ERROR_TEXT`].
+    Fail(HandlerError),
+}
+
+/// Ends the call with `response` (for `return Err(ask(...))` and `ok_or_else(|| ask(...))`).
+pub fn ask(response: WebhookResponse) -> Stop {
+    Stop::Answer(Box::new(response))
+}
+
+impl<E: Into<HandlerError>> From<E> for Stop {
+    fn from(e: E) -> Self {
+        Stop::Fail(e.into())
+    }
+}
+
+/// One capability, selected by tag. Any `Fn(Call) -> impl Future<Output = Reply>` is a handler, so
+/// a handler is usually a plain `async fn(call: Call, deps: Arc<Deps>) -> Reply` registered with
+/// [`Deps::with`].
 pub trait Handler: Send + Sync + 'static {
-    /// Answers one call. Wrong or missing user input is an `Ok` answer that says so (and may
-    /// invalidate the parameter); `Err` is for what went wrong inside.
-    fn handle<'a>(&'a self, call: &'a Call) -> HandlerFuture<'a>;
+    /// Answers one call. Wrong or missing user input is an answer that says so (and may invalidate
+    /// the parameter); [`Stop::Fail`] is for what went wrong inside.
+    fn handle(&self, call: Call) -> HandlerFuture;
+}
+
+impl<F, Fut> Handler for F
+where
+    F: Fn(Call) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Reply> + Send + 'static,
+{
+    fn handle(&self, call: Call) -> HandlerFuture {
+        Box::pin(self(call))
+    }
 }
 
 /// What a handler gets: the request and the time left to answer.
@@ -81,10 +121,23 @@ impl Call {
         self.deadline.saturating_duration_since(Instant::now())
     }
 
+    /// Time left for an outbound call, keeping [`answer_reserve`] back to build and send the answer.
+    pub fn budget(&self) -> Duration {
+        let total = self.remaining();
+        total.saturating_sub(answer_reserve(total))
+    }
+
     /// The tag (trimmed).
     pub fn tag(&self) -> &str {
         self.request.fulfillment_info.tag.trim()
     }
+}
+
+/// Time kept back from an outbound call to build and send the answer: 200 ms, or a quarter of what
+/// is left when that is less than 800 ms (so a short `WEBHOOK_DEADLINE_MS` still leaves the call
+/// most of its time).
+pub fn answer_reserve(left: Duration) -> Duration {
+    (left / 4).min(Duration::from_millis(200))
 }
 
 /// Something went wrong inside a handler (a store or outside service failed). Logged with its cause
@@ -154,36 +207,70 @@ impl From<StoreError> for HandlerError {
     }
 }
 
+impl From<BookingError> for HandlerError {
+    fn from(e: BookingError) -> Self {
+        HandlerError::new("booking store", e)
+    }
+}
+
 /// Shared resources handlers are built from (stores, clients). Built once at start by
 /// [`crate::App::deps`]; tests build theirs the same way from their own configuration.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Deps {
-    /// The SQLite store.
+    /// The SQLite store: accounts and the catalog (and bookings with the SQLite backend).
     pub store: Store,
+    /// Where bookings live (`BOOKING_STORE`).
+    pub bookings: Arc<dyn BookingRepository>,
     /// Current weather (Open-Meteo behind a TTL cache).
     pub weather: Arc<Weather>,
     /// The remote booking API, when `BOOKING_API_URL` is set.
     pub booking_api: Option<Arc<BookingApiClient>>,
 }
 
-/// The dispatch table. One line per capability.
-pub fn table(deps: &Deps) -> Vec<Route> {
-    let store = || deps.store.clone();
+impl std::fmt::Debug for Deps {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Deps")
+            .field("store", &self.store)
+            .field("bookings", &self.bookings.backend())
+            .field("booking_api", &self.booking_api.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Deps {
+    /// A handler from an `async fn(Call, Arc<Deps>) -> Reply`: each call gets these dependencies.
+    pub fn with<F, Fut>(self: &Arc<Self>, f: F) -> impl Handler
+    where
+        F: Fn(Call, Arc<Deps>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Reply> + Send + 'static,
+    {
+        let deps = self.clone();
+        move |call: Call| f(call, deps.clone())
+    }
+}
+
+/// The dispatch table. One line per capability: its tag, its handler, and any aliases.
+pub fn table(deps: &Arc<Deps>) -> Vec<Route> {
     vec![
-        Route::new("account.balance", account::Balance::new(store())).intent("account.balance"),
-        Route::new("account.transactions", account::Transactions::new(store()))
+        Route::new("account.balance", deps.with(account::balance)).intent("account.balance"),
+        Route::new("account.transactions", deps.with(account::transactions))
             .intent("account.transactions"),
-        Route::new("database-query", account::DatabaseQuery::new(store())),
-        Route::new("dealers.nearby", dealers::Nearby::new(store())).intent("dealer.find"),
-        Route::new("service.cost", service_cost::ServiceCost::new(store())).intent("service.cost"),
-        Route::new("booking.validate", booking::Validate::new(store())),
-        Route::new(
-            "booking.create",
-            booking::Create::new(store(), deps.booking_api.clone()),
-        )
-        .intent("booking.create"),
-        Route::new("weather", weather::WeatherHandler::new(deps)).intent("weather.current"),
+        Route::new("database-query", deps.with(account::database_query)),
+        Route::new("dealers.nearby", deps.with(dealers::nearby)).intent("dealer.find"),
+        Route::new("service.cost", deps.with(service_cost::service_cost)).intent("service.cost"),
+        Route::new("booking.validate", deps.with(booking::validate)),
+        Route::new("booking.create", deps.with(booking::create)).intent("booking.create"),
+        Route::new("weather", deps.with(weather::weather)).intent("weather.current"),
     ]
+}
+
+/// "I don't know the service "x". I can book: A, B." — the one wording for a name the catalog
+/// does not know, with the names it does.
+pub fn not_known(what: &str, said: &str, offer: &str, names: &[String]) -> String {
+    format!(
+        "I don't know the {what} \"{said}\". I can {offer}: {}.",
+        names.join(", ")
+    )
 }
 
 /// Asks the user for `name` again: when the page's form collects it, marks it INVALID (CX re-prompts);
@@ -271,7 +358,7 @@ impl Dispatcher {
             by_tag: HashMap::new(),
             by_intent: HashMap::new(),
             routes: Vec::new(),
-            fallback: Arc::new(fallback::Fallback),
+            fallback: Arc::new(fallback::fallback),
         };
         for route in routes {
             d.register(route)?;
@@ -316,8 +403,9 @@ impl Dispatcher {
             None => ("fallback", self.fallback.clone(), false),
         };
         let call = Call::new(request, deadline);
-        let run = AssertUnwindSafe(handler.handle(&call)).catch_unwind();
+        let run = AssertUnwindSafe(async move { handler.handle(call).await }).catch_unwind();
         let (response, outcome) = match tokio::time::timeout_at(deadline, run).await {
+            Ok(Ok(Err(Stop::Answer(response)))) => (*response, Outcome::Ok),
             Ok(Ok(Ok(response))) => (
                 response,
                 if matched {
@@ -326,7 +414,7 @@ impl Dispatcher {
                     Outcome::Fallback
                 },
             ),
-            Ok(Ok(Err(error))) => {
+            Ok(Ok(Err(Stop::Fail(error)))) => {
                 tracing::error!(route = name, error = %error_chain(&error), "handler failed");
                 (WebhookResponse::new().text(ERROR_TEXT), Outcome::Error)
             }
@@ -356,11 +444,9 @@ impl Dispatcher {
 mod tests {
     use super::*;
 
-    struct Echo(&'static str);
-    impl Handler for Echo {
-        fn handle<'a>(&'a self, _call: &'a Call) -> HandlerFuture<'a> {
-            Box::pin(async move { Ok(WebhookResponse::new().text(self.0)) })
-        }
+    #[allow(non_snake_case)]
+    fn Echo(text: &'static str) -> impl Handler {
+        move |_call: Call| async move { Ok(WebhookResponse::new().text(text)) }
     }
 
     fn request(json: &str) -> WebhookRequest {
@@ -408,16 +494,13 @@ mod tests {
         assert!(err.is_err());
     }
 
-    struct Panics;
-    impl Handler for Panics {
-        fn handle<'a>(&'a self, _call: &'a Call) -> HandlerFuture<'a> {
-            Box::pin(async move { panic!("boom") })
-        }
+    async fn panics(_call: Call) -> Reply {
+        panic!("boom")
     }
 
     #[tokio::test]
     async fn a_panicking_handler_gets_a_graceful_answer() {
-        let d = Dispatcher::new(vec![Route::new("p", Panics)]).unwrap();
+        let d = Dispatcher::new(vec![Route::new("p", panics)]).unwrap();
         let out = d
             .dispatch(request(r#"{"fulfillmentInfo":{"tag":"p"}}"#), soon())
             .await;

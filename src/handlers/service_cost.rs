@@ -5,124 +5,121 @@
 //! with the choices it does know, so the agent can re-prompt. When the model comes in several fuel
 //! variants and none was given, the answer asks which one (with chips) rather than guessing.
 
-use crate::cx::WebhookResponse;
-use crate::store::Store;
-use crate::store::queries::{self, Fuel};
+use std::sync::Arc;
 
-use super::{Call, Handler, HandlerError, HandlerFuture, chips, reject};
+use crate::cx::WebhookResponse;
+use crate::domain::vocabulary::{self, or_list};
+use crate::domain::{CarModel, Price, ServiceType};
+
+use super::{Call, Deps, HandlerError, Reply, ask, chips, not_known, reject};
 
 /// The `service.cost` handler.
-pub struct ServiceCost {
-    store: Store,
+pub async fn service_cost(call: Call, deps: Arc<Deps>) -> Reply {
+    let model = model(&call, &deps).await?;
+    let service = service(&call, &deps, &model).await?;
+    let prices = deps.store.catalog().prices(&model, &service.key)?;
+    let price = price(&call, &model, &service, &prices)?;
+    let total = price.total().ok_or_else(|| {
+        HandlerError::msg(format!(
+            "price list row for {}/{} mixes currencies",
+            model.key, service.key
+        ))
+    })?;
+    Ok(WebhookResponse::new()
+        .text(format!(
+            "A {} for a {} {} costs {total}: parts {} and labour {}.",
+            service.name.to_lowercase(),
+            price.fuel.label(),
+            model.name,
+            price.parts,
+            price.labour
+        ))
+        .set_param("service_cost", total.decimal())
+        .set_param("currency", total.currency.code()))
 }
 
-impl ServiceCost {
-    /// The handler over `store`.
-    pub fn new(store: Store) -> Self {
-        ServiceCost { store }
+/// The model the user named, or the question to ask.
+async fn model(call: &Call, deps: &Deps) -> Reply<CarModel> {
+    let catalog = deps.store.catalog();
+    let Some(text) = call.params().text("car_model").ok().flatten() else {
+        let models = catalog.model_names().await?;
+        return Err(ask(WebhookResponse::new()
+            .text("Which car model should I price the service for?")
+            .rich_content(chips(models))));
+    };
+    if let Some(model) = catalog.model(&text)? {
+        return Ok(model);
     }
+    let models = catalog.model_names().await?;
+    let answer = WebhookResponse::new().text(format!(
+        "I don't have prices for \"{text}\". I can price these models: {}.",
+        models.join(", ")
+    ));
+    Err(ask(reject(
+        call,
+        answer.rich_content(chips(models)),
+        "car_model",
+    )))
+}
 
-    fn answer(&self, call: &Call) -> Result<WebhookResponse, HandlerError> {
-        let params = call.params();
-        let store = &self.store;
+/// The service the user named, or the question to ask.
+async fn service(call: &Call, deps: &Deps, model: &CarModel) -> Reply<ServiceType> {
+    let catalog = deps.store.catalog();
+    let Some(text) = call.params().text("service_type").ok().flatten() else {
+        let services = catalog.service_names().await?;
+        return Err(ask(WebhookResponse::new()
+            .text(format!("Which service for the {}?", model.name))
+            .rich_content(chips(services))));
+    };
+    if let Some(service) = catalog.service(&text)? {
+        return Ok(service);
+    }
+    let services = catalog.service_names().await?;
+    let answer = WebhookResponse::new().text(not_known("service", &text, "price", &services));
+    Err(ask(reject(
+        call,
+        answer.rich_content(chips(services)),
+        "service_type",
+    )))
+}
 
-        let Some(model_text) = params.text("car_model").ok().flatten() else {
-            let models = store.read(queries::model_names)?;
-            return Ok(WebhookResponse::new()
-                .text("Which car model should I price the service for?")
-                .rich_content(chips(models)));
-        };
-        let Some((model_key, model)) = store.read(|c| queries::resolve_model(c, &model_text))?
-        else {
-            let models = store.read(queries::model_names)?;
-            let answer = WebhookResponse::new().text(format!(
-                "I don't have prices for \"{model_text}\". I can price these models: {}.",
-                models.join(", ")
-            ));
-            return Ok(reject(
-                call,
-                answer.rich_content(chips(models)),
-                "car_model",
-            ));
-        };
-
-        let Some(service_text) = params.text("service_type").ok().flatten() else {
-            let services = store.read(queries::service_names)?;
-            return Ok(WebhookResponse::new()
-                .text(format!("Which service for the {model}?"))
-                .rich_content(chips(services)));
-        };
-        let Some((service_key, service)) =
-            store.read(|c| queries::resolve_service(c, &service_text))?
-        else {
-            let services = store.read(queries::service_names)?;
-            let answer = WebhookResponse::new().text(format!(
-                "I don't know the service \"{service_text}\". I can price: {}.",
-                services.join(", ")
-            ));
-            return Ok(reject(
-                call,
-                answer.rich_content(chips(services)),
-                "service_type",
-            ));
-        };
-
-        let prices = store.read(|c| queries::prices(c, &model_key, &service_key))?;
-        let fuels: Vec<&str> = prices.iter().map(|p| p.fuel.as_str()).collect();
-        if prices.is_empty() {
-            let answer = WebhookResponse::new().text(format!(
-                "{service} isn't offered for the {model}. Is there another service I can price?"
-            ));
-            return Ok(reject(call, answer, "service_type"));
+/// The price line for the fuel the user named (or the only one), or the question to ask.
+fn price<'p>(
+    call: &Call,
+    model: &CarModel,
+    service: &ServiceType,
+    prices: &'p [Price],
+) -> Reply<&'p Price> {
+    if prices.is_empty() {
+        let answer = WebhookResponse::new().text(format!(
+            "{} isn't offered for the {}. Is there another service I can price?",
+            service.name, model.name
+        ));
+        return Err(ask(reject(call, answer, "service_type")));
+    }
+    let fuels: Vec<&str> = prices.iter().map(|p| p.fuel.label()).collect();
+    let Some(given) = call.params().text("fuel_type").ok().flatten() else {
+        if let [only] = prices {
+            return Ok(only);
         }
-        let fuel_text = params.text("fuel_type").ok().flatten();
-        let price = match fuel_text.as_deref().map(|f| (f, Fuel::parse(f))) {
-            None if prices.len() == 1 => &prices[0],
-            None => {
-                return Ok(WebhookResponse::new()
-                    .text(format!(
-                        "Is your {model} {}? The price depends on it.",
-                        or_list(&fuels)
-                    ))
-                    .rich_content(chips(fuels.iter().map(|f| capitalise(f)))));
-            }
-            Some((given, fuel)) => match prices.iter().find(|p| Some(p.fuel) == fuel) {
-                Some(price) => price,
-                None => {
-                    let answer = WebhookResponse::new().text(format!(
-                        "The {model} {} isn't priced for \"{given}\"; it is for {}. Which one is yours?",
-                        service.to_lowercase(),
-                        or_list(&fuels)
-                    ));
-                    return Ok(reject(call, answer, "fuel_type"));
-                }
-            },
-        };
-        let Some(total) = price.parts.checked_add(price.labour) else {
-            return Err(HandlerError::msg(format!(
-                "price list row for {model_key}/{service_key} mixes currencies"
-            )));
-        };
-        Ok(WebhookResponse::new()
+        return Err(ask(WebhookResponse::new()
             .text(format!(
-                "A {} for a {} {model} costs {total}: parts {} and labour {}.",
-                service.to_lowercase(),
-                price.fuel.as_str(),
-                price.parts,
-                price.labour
+                "Is your {} {}? The price depends on it.",
+                model.name,
+                or_list(&fuels)
             ))
-            .set_param("service_cost", total.decimal())
-            .set_param("currency", total.currency.code()))
-    }
-}
-
-/// "petrol, diesel or electric".
-fn or_list(items: &[&str]) -> String {
-    match items {
-        [] => String::new(),
-        [one] => (*one).to_owned(),
-        [init @ .., last] => format!("{} or {last}", init.join(", ")),
-    }
+            .rich_content(chips(fuels.iter().map(|f| capitalise(f))))));
+    };
+    let fuel = vocabulary::fuel(&given);
+    prices.iter().find(|p| Some(p.fuel) == fuel).ok_or_else(|| {
+        let answer = WebhookResponse::new().text(format!(
+            "The {} {} isn't priced for \"{given}\"; it is for {}. Which one is yours?",
+            model.name,
+            service.name.to_lowercase(),
+            or_list(&fuels)
+        ));
+        ask(reject(call, answer, "fuel_type"))
+    })
 }
 
 fn capitalise(word: &str) -> String {
@@ -133,25 +130,14 @@ fn capitalise(word: &str) -> String {
     }
 }
 
-impl Handler for ServiceCost {
-    fn handle<'a>(&'a self, call: &'a Call) -> HandlerFuture<'a> {
-        Box::pin(async move { self.answer(call) })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn lists_read_naturally() {
-        assert_eq!(or_list(&["diesel"]), "diesel");
-        assert_eq!(or_list(&["petrol", "diesel"]), "petrol or diesel");
-        assert_eq!(
-            or_list(&["petrol", "diesel", "electric"]),
-            "petrol, diesel or electric"
-        );
+    fn words_are_capitalised() {
         assert_eq!(capitalise("petrol"), "Petrol");
         assert_eq!(capitalise("CNG"), "CNG");
+        assert_eq!(capitalise(""), "");
     }
 }

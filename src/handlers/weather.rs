@@ -7,22 +7,18 @@
 //! "I can't reach the weather service right now" when nothing recent is cached; or a question
 //! asking for a city when `location` is missing, unusable or unknown (the parameter is then
 //! invalidated if it is a form parameter on the page, and cleared from the session). The provider
-//! gets the call's remaining time minus [`ANSWER_RESERVE`], so the handler answers before the
+//! gets the call's [`Call::budget`] (the remaining time less the answer reserve), so the handler answers before the
 //! dispatcher's deadline rather than relying on it. The place name is never logged.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use super::{Call, Deps, Handler, HandlerFuture, reject};
+use super::{Call, Deps, Reply, reject};
 use crate::clients::clean_text;
-use crate::clients::weather::{Conditions, Report, Weather};
+use crate::clients::weather::{Conditions, Report};
 use crate::cx::WebhookResponse;
 
 /// The parameter holding the place.
 pub const LOCATION: &str = "location";
-
-/// Time kept back from the call's budget to build and send the answer.
-pub const ANSWER_RESERVE: Duration = Duration::from_millis(200);
 
 /// Longest place name accepted from the user.
 const MAX_LOCATION_CHARS: usize = 80;
@@ -38,61 +34,46 @@ pub const UNCLEAR_LOCATION_TEXT: &str =
 pub const UNAVAILABLE_TEXT: &str =
     "Sorry, I can't reach the weather service right now. Please try again in a few minutes.";
 
-/// The `weather` handler.
-pub struct WeatherHandler {
-    weather: Arc<Weather>,
+/// The `weather` handler: never an error, see the module docs.
+pub async fn weather(call: Call, deps: Arc<Deps>) -> Reply {
+    Ok(answer(call, &deps).await)
 }
 
-impl WeatherHandler {
-    /// A handler answering from the shared cached weather service.
-    pub fn new(deps: &Deps) -> Self {
-        WeatherHandler {
-            weather: deps.weather.clone(),
-        }
+async fn answer(call: Call, deps: &Deps) -> WebhookResponse {
+    let place = match call.params().place(LOCATION) {
+        Ok(Some(place)) => place,
+        Ok(None) => return ask_again(&call, ASK_LOCATION_TEXT.into(), false),
+        Err(_) => return ask_again(&call, UNCLEAR_LOCATION_TEXT.into(), true),
+    };
+    let label = clean_text(place.label(), usize::MAX);
+    if label.is_empty() || label.chars().count() > MAX_LOCATION_CHARS {
+        return ask_again(&call, UNCLEAR_LOCATION_TEXT.into(), true);
     }
-
-    async fn answer(&self, call: &Call) -> WebhookResponse {
-        let place = match call.params().place(LOCATION) {
-            Ok(Some(place)) => place,
-            Ok(None) => return ask_again(call, ASK_LOCATION_TEXT.into(), false),
-            Err(_) => return ask_again(call, UNCLEAR_LOCATION_TEXT.into(), true),
-        };
-        let label = clean_text(place.label(), usize::MAX);
-        if label.is_empty() || label.chars().count() > MAX_LOCATION_CHARS {
-            return ask_again(call, UNCLEAR_LOCATION_TEXT.into(), true);
+    let budget = call.budget();
+    match deps.weather.current(&label, budget).await {
+        Report::Fresh(conditions) => with_conditions(&conditions, now_text(&conditions)),
+        Report::Stale { conditions, error } => {
+            tracing::warn!(
+                error = %crate::telemetry::error_chain(&*error),
+                age_secs = conditions.fetched_at.elapsed().as_secs(),
+                "weather provider failed; answering with cached conditions"
+            );
+            with_conditions(&conditions, stale_text(&conditions))
         }
-        let budget = call.remaining().saturating_sub(ANSWER_RESERVE);
-        match self.weather.current(&label, budget).await {
-            Report::Fresh(conditions) => with_conditions(&conditions, now_text(&conditions)),
-            Report::Stale { conditions, error } => {
-                tracing::warn!(
-                    error = %crate::telemetry::error_chain(&*error),
-                    age_secs = conditions.fetched_at.elapsed().as_secs(),
-                    "weather provider failed; answering with cached conditions"
-                );
-                with_conditions(&conditions, stale_text(&conditions))
-            }
-            Report::UnknownPlace => ask_again(
-                call,
-                format!(
-                    "Sorry, I couldn't find a place called \u{201c}{label}\u{201d}. Which city would you like the weather for?"
-                ),
-                true,
+        Report::UnknownPlace => ask_again(
+            &call,
+            format!(
+                "Sorry, I couldn't find a place called \u{201c}{label}\u{201d}. Which city would you like the weather for?"
             ),
-            Report::Unavailable(error) => {
-                tracing::warn!(
-                    error = %crate::telemetry::error_chain(&*error),
-                    "weather provider failed and nothing recent is cached"
-                );
-                WebhookResponse::new().text(UNAVAILABLE_TEXT)
-            }
+            true,
+        ),
+        Report::Unavailable(error) => {
+            tracing::warn!(
+                error = %crate::telemetry::error_chain(&*error),
+                "weather provider failed and nothing recent is cached"
+            );
+            WebhookResponse::new().text(UNAVAILABLE_TEXT)
         }
-    }
-}
-
-impl Handler for WeatherHandler {
-    fn handle<'a>(&'a self, call: &'a Call) -> HandlerFuture<'a> {
-        Box::pin(async move { Ok(self.answer(call).await) })
     }
 }
 

@@ -28,14 +28,20 @@
 //! A second run, with tests compiling beside it, gave medians of 242 K (inline), 245 K (reader
 //! thread) and 39 K (spawn_blocking): inline and a dedicated thread tie under load, the hop stays six
 //! times slower. The hop costs several times the read it carries; an indexed read over cached pages takes a few
-//! microseconds and, in WAL mode, never waits for the writer. So [`Store::read`] runs **inline** and
-//! is for bounded, indexed reads only (each query in [`queries`] reads a handful of rows through an
-//! index). Anything that can wait on a lock or touch many pages — every write, any scan, the integrity
-//! check — goes through [`Store::read_blocking`] / [`Store::write`] on the blocking pool.
+//! microseconds and, in WAL mode, never waits for the writer. So point reads run **inline** and are
+//! for bounded, indexed reads only (a handful of rows through an index). Anything that can wait on a
+//! lock or touch many pages — every write, the catalog's name lists (whole small tables), the
+//! integrity check — runs on the blocking pool.
+//!
+//! ## Repositories
+//! Callers never see SQL or a connection: [`Store::accounts`], [`Store::catalog`] and
+//! [`Store::bookings`] hand out typed repositories that speak [`crate::domain`] types. Bookings sit
+//! behind the [`bookings::BookingRepository`] trait, since they may live elsewhere (PostgreSQL).
 
+pub mod accounts;
 pub mod bookings;
+pub mod catalog;
 pub mod postgres;
-pub mod queries;
 pub mod schema;
 pub mod seed;
 
@@ -45,10 +51,14 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
+use crate::domain::Currency;
+use accounts::Accounts;
+use bookings::sqlite::SqliteBookings;
+use catalog::Catalog;
 use schema::{Found, SCHEMA_VERSION};
 
 /// How long a connection waits for a lock held by another connection before failing.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(2);
+pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(2);
 /// Prepared statements cached per connection.
 const STATEMENT_CACHE: usize = 32;
 
@@ -154,6 +164,20 @@ pub enum Create {
     },
     /// The file must exist already.
     Never,
+}
+
+/// A stored value that does not parse: the one conversion error of every repository.
+pub(crate) fn bad_value(what: &str, value: &str) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(
+        0,
+        rusqlite::types::Type::Text,
+        format!("bad {what} {value:?}").into(),
+    )
+}
+
+/// A stored currency code.
+pub(crate) fn currency(code: &str) -> rusqlite::Result<Currency> {
+    Currency::parse(code).ok_or_else(|| bad_value("currency code", code))
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -300,9 +324,29 @@ impl Store {
         self.inner.read_only
     }
 
+    /// Accounts and their transactions.
+    pub fn accounts(&self) -> Accounts<'_> {
+        Accounts { store: self }
+    }
+
+    /// Cities, dealers and the price list.
+    pub fn catalog(&self) -> Catalog<'_> {
+        Catalog { store: self }
+    }
+
+    /// Bookings kept in this file.
+    pub fn bookings(&self) -> SqliteBookings {
+        SqliteBookings::new(self.clone())
+    }
+
+    /// Writes (or rewrites) the demo data; bookings are never touched. Blocking.
+    pub fn seed(&self) -> Result<(), StoreError> {
+        self.write_now(seed::seed)
+    }
+
     /// Runs a bounded, indexed read on the calling thread with a pooled read-only connection.
     /// See the module docs for why this is inline and what may run here.
-    pub fn read<T>(
+    pub(crate) fn read<T>(
         &self,
         f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
     ) -> Result<T, StoreError> {
@@ -319,7 +363,7 @@ impl Store {
     }
 
     /// Runs a read that may touch many pages on a blocking thread.
-    pub async fn read_blocking<T: Send + 'static>(
+    pub(crate) async fn read_blocking<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     ) -> Result<T, StoreError> {
@@ -329,7 +373,7 @@ impl Store {
     }
 
     /// Runs `f` on the writer connection, on a blocking thread. `f` opens its own transaction.
-    pub async fn write<T: Send + 'static>(
+    pub(crate) async fn write<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
@@ -344,8 +388,8 @@ impl Store {
         .await?
     }
 
-    /// Runs `f` on the writer connection on the calling thread (CLI and start-up use only).
-    pub fn write_now<T>(
+    /// Runs `f` on the writer connection on the calling thread (start-up use only).
+    fn write_now<T>(
         &self,
         f: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
@@ -353,24 +397,24 @@ impl Store {
         f(&mut conn)
     }
 
-    /// Full integrity check plus row counts per table (for `cx-webhook db check`). Blocking.
+    /// Full integrity check plus row counts per table of the schema, by table name (for
+    /// `cx-webhook db check`). Blocking.
     pub fn check(&self) -> Result<Vec<(String, i64)>, StoreError> {
         let conn = lock(&self.inner.writer);
         check_integrity(&conn, &self.inner.path, "integrity_check")?;
-        let mut counts = Vec::new();
-        for table in [
-            "accounts",
-            "transactions",
-            "cities",
-            "dealers",
-            "car_models",
-            "service_types",
-            "service_prices",
-            "bookings",
-        ] {
-            let n: i64 =
-                conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))?;
-            counts.push((table.to_owned(), n));
+        let tables: Vec<String> = conn
+            .prepare(
+                "SELECT name FROM sqlite_schema
+                 WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name",
+            )?
+            .query_map([], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        let mut counts = Vec::with_capacity(tables.len());
+        for table in tables {
+            // The name comes from the schema itself; quote it as an identifier all the same.
+            let sql = format!("SELECT count(*) FROM \"{}\"", table.replace('"', "\"\""));
+            let n: i64 = conn.query_row(&sql, [], |r| r.get(0))?;
+            counts.push((table, n));
         }
         Ok(counts)
     }

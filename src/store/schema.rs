@@ -14,8 +14,9 @@ use rusqlite::Connection;
 /// `PRAGMA application_id` of a cx-webhook database: ASCII "CXWH".
 pub const APPLICATION_ID: i32 = 0x4358_5748;
 
-/// The schema version this build writes and reads.
-pub const SCHEMA_VERSION: i32 = 1;
+/// The schema version this build writes and reads: one per migration, so adding a migration is
+/// all it takes to bump it.
+pub const SCHEMA_VERSION: i32 = MIGRATIONS.len() as i32;
 
 /// Migration `i` takes the schema from version `i` to `i + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -112,6 +113,29 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX bookings_by_slot ON bookings(dealer_id, slot_date, slot_time, status);
     CREATE UNIQUE INDEX bookings_one_per_vehicle_and_slot
         ON bookings(vehicle_number, dealer_id, slot_date, slot_time) WHERE status = 'confirmed';
+    "#,
+    // 1 -> 2: who owns each account (end-user subjects, registered phones, a PIN hash), and the
+    // PIN lockout counters.
+    r#"
+    ALTER TABLE accounts ADD COLUMN pin_hash TEXT;
+
+    CREATE TABLE account_owners (
+        subject    TEXT NOT NULL,
+        account_id TEXT NOT NULL REFERENCES accounts(account_id),
+        PRIMARY KEY (subject, account_id)
+    ) STRICT, WITHOUT ROWID;
+
+    CREATE TABLE account_phones (
+        phone      TEXT NOT NULL,
+        account_id TEXT NOT NULL REFERENCES accounts(account_id),
+        PRIMARY KEY (phone, account_id)
+    ) STRICT, WITHOUT ROWID;
+
+    CREATE TABLE pin_attempts (
+        account_id   TEXT PRIMARY KEY,
+        failures     INTEGER NOT NULL CHECK (failures >= 0),
+        locked_until TEXT
+    ) STRICT, WITHOUT ROWID;
     "#,
 ];
 

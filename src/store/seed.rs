@@ -9,10 +9,25 @@
 use rusqlite::{Connection, params};
 
 use super::StoreError;
-use super::queries::key;
+use crate::domain::vocabulary::key;
 
 /// Number of demo accounts (`A1001` upwards).
 pub const ACCOUNTS: u32 = 60;
+
+/// Every demo account's PIN (documented; demo data only).
+pub const DEMO_PIN: &str = "1234";
+
+/// The demo end user who owns `account` (`A1001` upwards, `n` = 0 for A1001): `demo-user-1` owns
+/// A1001 and A1002, `demo-user-2` owns A1003, `demo-user-3` A1004, and so on.
+pub fn demo_owner(n: u32) -> String {
+    format!("demo-user-{}", n.max(1))
+}
+
+/// The registered phone of demo account number `1001 + n`: `+91987650` and the account's digits
+/// (A1001 -> +919876501001).
+pub fn demo_phone(n: u32) -> String {
+    format!("+91987650{}", 1001 + n)
+}
 
 /// A small deterministic generator (xorshift64*), so the data needs no `rand` and never changes.
 struct Rng(u64);
@@ -151,6 +166,7 @@ pub fn seed(conn: &mut Connection) -> Result<(), StoreError> {
     let tx = conn.transaction()?;
     let mut rng = Rng(0x005E_EDCA_4C0A_AEC7);
     seed_accounts(&tx, &mut rng)?;
+    seed_owners(&tx)?;
     seed_dealers(&tx)?;
     seed_prices(&tx)?;
     tx.commit()?;
@@ -193,6 +209,36 @@ fn seed_accounts(tx: &Connection, rng: &mut Rng) -> rusqlite::Result<()> {
                 .to_string();
             txn.execute(params![id, posted, description, amount])?;
         }
+    }
+    Ok(())
+}
+
+/// Owners, phones and PIN hashes of the demo accounts (see [`demo_owner`], [`demo_phone`],
+/// [`DEMO_PIN`]). The hashes use the minimum argon2id cost and a salt derived from the account
+/// number, so the data is deterministic and seeding fast; real deployments store real hashes.
+fn seed_owners(tx: &Connection) -> Result<(), StoreError> {
+    let mut owner = tx.prepare(
+        "INSERT INTO account_owners (subject, account_id) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+    )?;
+    let mut phone = tx.prepare(
+        "INSERT INTO account_phones (phone, account_id) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+    )?;
+    let mut pin = tx.prepare("UPDATE accounts SET pin_hash = ?2 WHERE account_id = ?1")?;
+    for n in 0..ACCOUNTS {
+        let id = format!("A{}", 1001 + n);
+        owner.execute(params![demo_owner(n), id])?;
+        phone.execute(params![demo_phone(n), id])?;
+        let mut salt = [b'.'; 16];
+        let seed = format!("cxwh-demo-{id}");
+        for (s, b) in salt.iter_mut().zip(seed.bytes()) {
+            *s = b;
+        }
+        let hash = crate::domain::pin::demo_hash(DEMO_PIN, &salt).map_err(|e| {
+            StoreError::Sqlite(rusqlite::Error::ToSqlConversionFailure(
+                format!("cannot hash the demo PIN: {e}").into(),
+            ))
+        })?;
+        pin.execute(params![id, hash])?;
     }
     Ok(())
 }

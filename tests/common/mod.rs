@@ -140,7 +140,7 @@ pub fn seeded_store() -> (Store, tempfile::TempDir) {
 pub async fn spawn_with(mut config: Config, customize: impl FnOnce(&mut Dispatcher)) -> TestApp {
     let (store, dir) = seeded_store();
     config.database_path = store.path().to_owned();
-    let deps = App::deps(&config, store.clone()).await.unwrap();
+    let deps = std::sync::Arc::new(App::deps(&config, store.clone()).await.unwrap());
     let mut dispatcher = Dispatcher::new(handlers::table(&deps)).unwrap();
     customize(&mut dispatcher);
     let app = App::new(config, dispatcher).expect("the app builds");

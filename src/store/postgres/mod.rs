@@ -37,7 +37,6 @@
 //! on a fresh one while its deadline allows, so bookings resume as soon as PostgreSQL is back.
 
 mod connect;
-pub mod interim;
 pub mod migrations;
 pub mod settings;
 
@@ -57,11 +56,11 @@ pub use connect::{ConnectError, SQL_LOGIN_SCOPE};
 pub use migrations::{Migrated, SCHEMA_VERSION, SchemaError};
 pub use settings::{PgAuth, PgSettings, PgSettingsError, TlsMode};
 
-use crate::domain::VehicleNumber;
-use interim::{
-    Booking, BookingDraft, BookingError, BookingId, BookingOutcome, BookingRepository,
-    BookingStatus, BoxError, DealerId, RepoFuture, ServiceKey, SlotCounts, SlotTime,
+use crate::domain::{
+    Booking, BookingDraft, BookingId, BookingOutcome, BookingStatus, DealerId, ServiceKey,
+    SlotCounts, SlotTime, VehicleNumber,
 };
+use crate::store::bookings::{BookingError, BookingRepository, BoxError, RepoFuture};
 
 type Pool = managed::Pool<Connector>;
 

@@ -1,13 +1,12 @@
-//! INTERIM copy of the domain types and the booking repository trait (issue 9), until they land on
-//! main; deleted at the merge. Copied from the lead's work in progress.
-#![allow(dead_code, missing_docs)]
+//! Service appointments: slots, booking ids, drafts and outcomes. What makes a booking valid lives in
+//! the handler's checks; what makes it atomic and idempotent lives in each booking backend.
 
 use std::collections::BTreeMap;
 use std::fmt;
 
 use jiff::civil::{Date, Time};
 
-use crate::domain::VehicleNumber;
+use super::{DealerId, ServiceKey, VehicleNumber};
 
 /// How far ahead a booking may be made, in days.
 pub const MAX_DAYS_AHEAD: i64 = 60;
@@ -236,100 +235,44 @@ impl SlotCounts {
     }
 }
 
-/// A dealer id as the catalog writes it, e.g. `D-PUN-01`: uppercase ASCII letters, digits and
-/// hyphens, 3 to 32 characters. Parsing trims and uppercases what the user said.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct DealerId(String);
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-impl DealerId {
-    /// Parses user input (`d-pun-01 ` -> `D-PUN-01`).
-    pub fn parse(input: &str) -> Option<DealerId> {
-        let id = input.trim().to_ascii_uppercase();
-        ((3..=32).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
-            .then_some(DealerId(id))
+    #[test]
+    fn slot_times_have_one_text_form() {
+        let t = SlotTime::new(9, 5).unwrap();
+        assert_eq!(t.to_string(), "09:05");
+        assert_eq!(SlotTime::parse("09:05"), Some(t));
+        assert_eq!(SlotTime::from_time(jiff::civil::time(9, 5, 0, 0)), Some(t));
+        assert_eq!(SlotTime::from_time(jiff::civil::time(9, 5, 30, 0)), None);
+        assert_eq!(t.to_time(), jiff::civil::time(9, 5, 0, 0));
+        for bad in ["9:05", "24:00", "12:60", "12-30", ""] {
+            assert_eq!(SlotTime::parse(bad), None, "{bad}");
+        }
+        assert_eq!(SlotTime::new(23, 30).unwrap().plus_minutes(30), None);
+        assert_eq!(t.distance(SlotTime::new(10, 0).unwrap()), 55);
     }
 
-    /// The id, e.g. `D-PUN-01`.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for DealerId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-/// The key of a service type on the price list (`periodic`).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct ServiceKey(String);
-
-impl ServiceKey {
-    /// The key the catalog gave (keys come from the catalog, never from the user).
-    pub fn new(key: impl Into<String>) -> ServiceKey {
-        ServiceKey(key.into())
+    #[test]
+    fn booking_ids_look_right_and_differ() {
+        let ids: std::collections::HashSet<String> = (0..1000)
+            .map(|_| BookingId::random().unwrap().as_str().to_owned())
+            .collect();
+        assert_eq!(ids.len(), 1000);
+        for id in &ids {
+            assert_eq!(id.len(), 13);
+            assert_eq!(BookingId::parse(&id.to_lowercase()).unwrap().as_str(), id);
+        }
+        assert!(BookingId::parse("BK-0000").is_none());
+        assert!(BookingId::parse("BK-UUUUUUUUUU").is_none());
     }
 
-    /// The key.
-    pub fn as_str(&self) -> &str {
-        &self.0
+    #[test]
+    fn request_keys_prefer_the_response_id() {
+        let k = RequestKey::new("s1", " r1 ", || unreachable!());
+        assert_eq!(k.as_str(), "s1/r1");
+        let k = RequestKey::new("s1", "", || "MH12AB1234/D-PUN-01".into());
+        assert_eq!(k.as_str(), "s1/MH12AB1234/D-PUN-01");
     }
-}
-
-impl fmt::Display for ServiceKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-use std::future::Future;
-use std::pin::Pin;
-
-use tokio::time::Instant;
-
-/// Boxed error source.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
-
-/// The future a [`BookingRepository`] method returns.
-pub type RepoFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, BookingError>> + Send + 'a>>;
-
-/// Why a booking operation failed. None of these is the user's fault; the handler answers each
-/// with a sentence and never shows the cause.
-#[derive(Debug, thiserror::Error)]
-pub enum BookingError {
-    /// The backend cannot take bookings now (a read-only file, a database that is down or
-    /// unreachable, a full pool). Retrying later may work.
-    #[error("the booking store is unavailable")]
-    Unavailable(#[source] BoxError),
-    /// The call's deadline came first; nothing was committed.
-    #[error("the booking store did not answer before the deadline")]
-    Deadline,
-    /// Anything else (corrupt data, a bug).
-    #[error("the booking store failed")]
-    Failed(#[source] BoxError),
-}
-
-/// Where bookings live.
-pub trait BookingRepository: Send + Sync + 'static {
-    /// Makes the booking atomically, or finds the one this request (or this vehicle in this slot)
-    /// already made, or reports the slot full. See the module docs for the guarantees.
-    fn create<'a>(
-        &'a self,
-        draft: &'a BookingDraft,
-        deadline: Instant,
-    ) -> RepoFuture<'a, BookingOutcome>;
-
-    /// Confirmed bookings per slot of `dealer` on `date`.
-    fn slot_counts<'a>(
-        &'a self,
-        dealer: &'a DealerId,
-        date: Date,
-        deadline: Instant,
-    ) -> RepoFuture<'a, SlotCounts>;
-
-    /// One booking by id.
-    fn get<'a>(&'a self, id: &'a BookingId, deadline: Instant) -> RepoFuture<'a, Option<Booking>>;
-
-    /// The backend's name for logs and `db check` (`sqlite`, `postgres`).
-    fn backend(&self) -> &'static str;
 }

@@ -1,0 +1,59 @@
+//! Accounts and their transactions: indexed point reads, safe inline (see [`crate::store`]).
+
+use rusqlite::{OptionalExtension, params};
+
+use super::{Store, StoreError, bad_value, currency};
+use crate::domain::{Account, AccountId, Money, Transaction, TransactionLimit};
+
+/// The accounts repository (borrowed from a [`Store`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Accounts<'s> {
+    pub(super) store: &'s Store,
+}
+
+impl Accounts<'_> {
+    /// The account with this id, if it exists (a primary-key read).
+    pub fn get(&self, id: &AccountId) -> Result<Option<Account>, StoreError> {
+        self.store.read(|conn| {
+            conn.prepare_cached(
+                "SELECT holder_name, currency, balance_minor FROM accounts WHERE account_id = ?1",
+            )?
+            .query_row([id.as_str()], |r| {
+                Ok(Account {
+                    id: id.clone(),
+                    holder_name: r.get(0)?,
+                    balance: Money::new(r.get(2)?, currency(&r.get::<_, String>(1)?)?),
+                })
+            })
+            .optional()
+        })
+    }
+
+    /// The newest `limit` transactions of one account, newest first (an index range).
+    pub fn recent_transactions(
+        &self,
+        id: &AccountId,
+        limit: TransactionLimit,
+    ) -> Result<Vec<Transaction>, StoreError> {
+        self.store.read(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT t.posted_at, t.description, t.amount_minor, a.currency
+                 FROM transactions t JOIN accounts a ON a.account_id = t.account_id
+                 WHERE t.account_id = ?1
+                 ORDER BY t.posted_at DESC, t.id DESC
+                 LIMIT ?2",
+            )?;
+            let rows = stmt.query_map(params![id.as_str(), limit.get()], |r| {
+                let posted: String = r.get(0)?;
+                Ok(Transaction {
+                    posted_at: posted
+                        .parse()
+                        .map_err(|_| bad_value("timestamp", &posted))?,
+                    description: r.get(1)?,
+                    amount: Money::new(r.get(2)?, currency(&r.get::<_, String>(3)?)?),
+                })
+            })?;
+            rows.collect()
+        })
+    }
+}
