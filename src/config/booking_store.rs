@@ -21,8 +21,10 @@ pub enum BookingStoreKind {
     Postgres,
 }
 
-/// The booking store's flags and environment variables (shared by `serve` and `db`).
+/// The booking store's flags and environment variables (shared by `serve` and `db`; listed by
+/// `--help-all`).
 #[derive(Clone, Args)]
+#[command(next_help_heading = "Booking store")]
 pub struct BookingStoreArgs {
     /// Where bookings live.
     #[arg(
@@ -30,7 +32,8 @@ pub struct BookingStoreArgs {
         env = "BOOKING_STORE",
         value_enum,
         default_value_t,
-        global = true
+        global = true,
+        hide_short_help = true
     )]
     pub booking_store: BookingStoreKind,
 
@@ -41,13 +44,21 @@ pub struct BookingStoreArgs {
         long,
         env = "BOOKING_DATABASE_URL",
         hide_env_values = true,
-        global = true
+        global = true,
+        hide_short_help = true
     )]
     pub booking_database_url: Option<String>,
 
     /// `password` (from the URL, e.g. a Secret Manager secret exposed as BOOKING_DATABASE_URL) or
     /// `iam` (Cloud SQL IAM database authentication: the runtime service account's access token).
-    #[arg(long, env = "BOOKING_DATABASE_AUTH", default_value = "password", value_parser = parse_auth, global = true)]
+    #[arg(
+        long,
+        env = "BOOKING_DATABASE_AUTH",
+        default_value = "password",
+        value_parser = parse_auth,
+        global = true,
+        hide_short_help = true
+    )]
     pub booking_database_auth: PgAuth,
 
     /// PostgreSQL connections per instance (mind Cloud SQL's max_connections times the instances).
@@ -55,7 +66,8 @@ pub struct BookingStoreArgs {
         long,
         env = "BOOKING_DATABASE_POOL_SIZE",
         default_value_t = 5,
-        global = true
+        global = true,
+        hide_short_help = true
     )]
     pub booking_database_pool_size: usize,
 }
