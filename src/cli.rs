@@ -11,9 +11,11 @@ use std::sync::Arc;
 use clap::{ArgAction, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::app::App;
+use crate::config::booking_store::{BookingStoreConfig, BookingStoreKind};
 use crate::config::{AuthConfig, Config, ServeArgs, StoreArgs};
 use crate::send::{self, SendArgs};
 use crate::server;
+use crate::store::postgres::{self, PostgresBookings};
 use crate::store::{self, Create, Opened, Store};
 use crate::telemetry::{self, LogArgs};
 
@@ -83,7 +85,7 @@ pub fn parse() -> Cli {
 pub enum Command {
     /// Serve webhook calls over HTTP (the default).
     Serve(Box<ServeArgs>),
-    /// Manage the SQLite database.
+    /// Manage the SQLite database (and, with BOOKING_STORE=postgres, the PostgreSQL bookings).
     Db {
         /// What to do.
         #[command(subcommand)]
@@ -110,8 +112,12 @@ pub enum DbAction {
     },
     /// Write (or rewrite) the demo data into an existing database; bookings are kept.
     Seed,
-    /// Run SQLite's integrity check and print row counts.
+    /// Run SQLite's integrity check and print row counts; with BOOKING_STORE=postgres also check
+    /// that PostgreSQL answers and its schema is not newer than this build (exit code 2 if it is).
     Check,
+    /// Bring the booking schema up to date: SQLite's file, or with BOOKING_STORE=postgres the
+    /// PostgreSQL schema (under an advisory lock, safe beside running instances).
+    Migrate,
 }
 
 /// Parses the command line, sets up logging and runs the chosen command.
@@ -139,6 +145,10 @@ pub fn main() -> ExitCode {
 }
 
 fn db(action: &DbAction, args: &StoreArgs) -> ExitCode {
+    let postgres = args.booking.booking_store == BookingStoreKind::Postgres;
+    if matches!(action, DbAction::Migrate) && postgres {
+        return postgres_db(args, true);
+    }
     let path = &args.database_path;
     if !matches!(action, DbAction::Init { .. }) && !path.exists() {
         eprintln!(
@@ -173,6 +183,18 @@ fn db(action: &DbAction, args: &StoreArgs) -> ExitCode {
             Ok(s)
         }),
         DbAction::Check => Store::open(path, Create::Never).map(|(s, _)| s),
+        DbAction::Migrate => Store::open(path, Create::Never).map(|(s, opened)| {
+            let done = match opened {
+                Opened::Migrated(from) => format!("schema migrated from version {from}"),
+                _ => "schema already up to date".to_owned(),
+            };
+            emit(&format!(
+                "{}: {done}
+",
+                path.display()
+            ));
+            s
+        }),
     };
     let store = match result {
         Ok(store) => store,
@@ -191,6 +213,9 @@ fn db(action: &DbAction, args: &StoreArgs) -> ExitCode {
                 report.push_str(&format!("{table:>16}: {n}\n"));
             }
             emit(&report);
+            if postgres && matches!(action, DbAction::Check) {
+                return postgres_db(args, false);
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -198,6 +223,80 @@ fn db(action: &DbAction, args: &StoreArgs) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `db migrate` / `db check` against PostgreSQL. Exit code 2 for bad settings or a schema newer
+/// than this build, 1 when PostgreSQL cannot be used.
+fn postgres_db(args: &StoreArgs, migrate: bool) -> ExitCode {
+    let mut problems = Vec::new();
+    let settings = match BookingStoreConfig::from_args(&args.booking, &mut problems) {
+        Some(BookingStoreConfig::Postgres(settings)) if problems.is_empty() => settings,
+        _ => {
+            for line in &problems {
+                eprintln!("cx-webhook: {line}");
+            }
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cx-webhook: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let shown = settings.to_string();
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+        let result = async {
+            let repo = PostgresBookings::new(*settings)?;
+            if migrate {
+                let m = repo.migrate(deadline).await?;
+                if m.from == m.to {
+                    println!("postgres {shown}: already at schema version {}", m.to);
+                } else {
+                    println!(
+                        "postgres {shown}: migrated from schema version {} to {}",
+                        m.from, m.to
+                    );
+                }
+            }
+            repo.check(deadline).await
+        }
+        .await;
+        match result {
+            Ok(status) => {
+                println!("postgres {shown}: PostgreSQL {}", status.server_version);
+                match status.schema_version {
+                    Some(v) => println!(
+                        "schema version {v} (this build: {})",
+                        postgres::SCHEMA_VERSION
+                    ),
+                    None => {
+                        println!("no schema yet (`db migrate` or the first `serve` creates it)")
+                    }
+                }
+                if let Some(n) = status.bookings {
+                    println!("{:>16}: {n}", "bookings");
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!(
+                    "cx-webhook: postgres {shown}: {}",
+                    telemetry::error_chain(&e)
+                );
+                if e.is_newer_schema() {
+                    ExitCode::from(2)
+                } else {
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    })
 }
 
 /// Writes to stdout; a reader that went away (`db check | head -1`) is no reason to panic.

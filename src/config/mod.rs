@@ -8,6 +8,7 @@
 //! - [`server`]: where to listen, webhook paths, limits, timeouts; the database file;
 //! - [`auth`]: `AUTH_MODE` and what each mode needs;
 //! - [`weather`]: the weather provider; [`booking`]: the remote booking API;
+//! - [`booking_store`]: where bookings live (`BOOKING_STORE`, the PostgreSQL settings);
 //! - [`secret`]: [`Secret`], a value that never appears in `Debug` output;
 //! - `url`: the one validator of URL settings.
 //!
@@ -16,6 +17,7 @@
 
 pub mod auth;
 pub mod booking;
+pub mod booking_store;
 pub mod connections;
 pub mod identity;
 pub mod secret;
@@ -35,6 +37,7 @@ pub use auth::{
     MAX_TOKEN_CACHE_SIZE, MIN_API_KEY_CHARS, OidcConfig,
 };
 pub use booking::{BookingApiArgs, BookingApiConfig};
+pub use booking_store::{BookingStoreArgs, BookingStoreConfig, BookingStoreKind};
 pub use connections::{ConnectionArgs, ConnectionConfig};
 pub use identity::{AccountAccess, EndUserArgs, IdentityArgs, IdentityConfig};
 pub use secret::Secret;
@@ -106,6 +109,8 @@ pub struct Config {
     pub weather: WeatherConfig,
     /// The remote booking API, when configured.
     pub booking_api: Option<BookingApiConfig>,
+    /// Where bookings live (SQLite file or PostgreSQL).
+    pub booking_store: BookingStoreConfig,
 }
 
 /// Every problem found in the settings, one line each.
@@ -145,6 +150,7 @@ impl Config {
             database_path: PathBuf::from(DEFAULT_DATABASE_PATH),
             weather: WeatherConfig::default(),
             booking_api: None,
+            booking_store: BookingStoreConfig::Sqlite,
         }
     }
 
@@ -176,9 +182,10 @@ impl Config {
             .weather
             .validate(server.webhook_deadline_ms, &mut problems);
         let booking_api = args.booking_api.validate(&mut problems);
+        let booking_store = BookingStoreConfig::from_args(&args.store.booking, &mut problems);
 
-        match (auth, weather) {
-            (Some(auth), Some(weather)) if problems.is_empty() => Ok(Config {
+        match (auth, weather, booking_store) {
+            (Some(auth), Some(weather), Some(booking_store)) if problems.is_empty() => Ok(Config {
                 listen: SocketAddr::new(server.bind, server.port),
                 webhook_paths,
                 max_body_bytes: server.max_body_bytes,
@@ -192,6 +199,7 @@ impl Config {
                 database_path: args.store.database_path.clone(),
                 weather,
                 booking_api,
+                booking_store,
             }),
             _ => Err(ConfigErrors(problems)),
         }

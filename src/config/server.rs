@@ -31,6 +31,10 @@ pub struct StoreArgs {
     /// The SQLite database file. `serve` creates and seeds it when it does not exist.
     #[arg(long, env, value_name = "FILE", default_value = DEFAULT_DATABASE_PATH, global = true)]
     pub database_path: PathBuf,
+
+    /// Where bookings live (`BOOKING_STORE`, `BOOKING_DATABASE_URL`, ...).
+    #[command(flatten)]
+    pub booking: super::booking_store::BookingStoreArgs,
 }
 
 /// Settings of the HTTP server, as given.

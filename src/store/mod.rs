@@ -41,6 +41,7 @@
 pub mod accounts;
 pub mod bookings;
 pub mod catalog;
+pub mod postgres;
 pub mod schema;
 pub mod seed;
 

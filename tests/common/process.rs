@@ -87,7 +87,7 @@ impl Binary {
 
     /// Runs it to completion (for start-up failures).
     pub fn run(&self) -> std::process::Output {
-        self.command().output().expect("binary runs")
+        retry_busy(|| self.command().output()).expect("binary runs")
     }
 
     /// Starts it and waits for its "listening" line; returns the child and its address.
@@ -99,12 +99,13 @@ impl Binary {
 
     /// Like [`Binary::start`], also returning the log lines (collected as they come).
     pub fn start_with_log(&self) -> (Child, String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
-        let mut child = self
-            .command()
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("binary starts");
+        let mut child = retry_busy(|| {
+            self.command()
+                .stdout(Stdio::piped())
+                .stderr(Stdio::inherit())
+                .spawn()
+        })
+        .expect("binary starts");
         let stdout = child.stdout.take().unwrap();
         let mut lines = BufReader::new(stdout).lines();
         let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
@@ -176,4 +177,19 @@ pub fn post(address: &str, body: &[u8]) -> String {
 pub fn terminate(child: &mut Child) {
     signal(child, libc::SIGTERM);
     assert_eq!(wait_exit(child, Duration::from_secs(15)).code(), Some(0));
+}
+
+/// Retries `start` while it fails with ETXTBSY. A test that copies the binary (`run_as`) races
+/// other test threads that fork: a child forked while the copy is open for writing holds that
+/// descriptor until its own exec, and exec of a file open for writing fails with ETXTBSY.
+fn retry_busy<T>(mut start: impl FnMut() -> std::io::Result<T>) -> std::io::Result<T> {
+    for _ in 0..100 {
+        match start() {
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            other => return other,
+        }
+    }
+    start()
 }
