@@ -75,7 +75,7 @@ async fn main() -> ExitCode {
     let server = idp::Idp::start(&[idp::key(0)]).await;
     let token = idp::key(0).mint(&idp::agent_claims());
     let settings = format!(
-        "AUTH_MODE=google-oidc\nAUTH_JWKS_URL={jwks}\nAUTH_AUDIENCES={aud}\n\
+        "AUTH_MODE=google-oidc\nACCOUNT_ACCESS=open\nAUTH_JWKS_URL={jwks}\nAUTH_AUDIENCES={aud}\n\
          AUTH_ALLOWED_EMAILS={agent}\nBIND=127.0.0.1\nPORT={port}\n\
          WEBHOOK_URL=http://127.0.0.1:{port}/webhook\nWEBHOOK_TOKEN={token}\nTOKEN={token}\n",
         jwks = server.url(),

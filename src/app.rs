@@ -9,9 +9,11 @@ use std::sync::Arc;
 use crate::auth::{Authenticator, SetupError};
 use crate::clients::booking_api::{BookingApiBuildError, BookingApiClient};
 use crate::clients::weather::{CacheTtl, OpenMeteo, Weather};
-use crate::config::Config;
+use crate::config::{AccountAccess, Config};
 use crate::handlers::{self, Deps, Dispatcher, DuplicateRoute};
+use crate::identity::Identity;
 use crate::store::Store;
+use crate::store::pins::SqlitePins;
 
 /// Everything a request needs, shared read-only across connections.
 pub struct App {
@@ -74,7 +76,16 @@ impl App {
             )),
             None => None,
         };
+        let identity = Identity::new(&config.identity)?;
+        if identity.access == AccountAccess::Open {
+            tracing::warn!(
+                "ACCOUNT_ACCESS=open: account data is shown to anyone who names an account number \
+                 (demos only)"
+            );
+        }
         Ok(Deps {
+            identity: Arc::new(identity),
+            pins: Arc::new(SqlitePins::new(store.clone())),
             bookings: Arc::new(store.bookings()),
             store,
             weather: Arc::new(Weather::new(provider, ttl)),

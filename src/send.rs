@@ -483,7 +483,7 @@ fn next_step_when_unreachable(url: &str) -> &'static str {
         .and_then(|u| u.host_str().map(str::to_owned))
         .unwrap_or_default();
     if matches!(host.as_str(), "localhost" | "127.0.0.1" | "[::1]") {
-        "Start it in another terminal with `cargo run -- serve --auth-mode none --bind 127.0.0.1` \
+        "Start it in another terminal with `cargo run -- serve --auth-mode none --account-access open --bind 127.0.0.1` \
          (or point --webhook-url / WEBHOOK_URL at a running one)."
     } else {
         "Check --webhook-url (WEBHOOK_URL): the host and port, and that the service is deployed."

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{fixture, spawn_app};
+use common::{fixture, spawn_open_accounts};
 use cx_webhook::domain::{AccountId, TransactionLimit};
 use http::StatusCode;
 use serde_json::{Value, json};
@@ -16,7 +16,7 @@ fn with_params(name: &str, params: Value) -> Vec<u8> {
 
 #[tokio::test]
 async fn balance_fixture_answers_with_text_and_session_params() {
-    let app = spawn_app().await;
+    let app = spawn_open_accounts().await;
     let a = app.post_fixture("account-balance.json").await;
     assert_eq!(a.status, StatusCode::OK);
     assert_eq!(
@@ -31,7 +31,7 @@ async fn balance_fixture_answers_with_text_and_session_params() {
 
 #[tokio::test]
 async fn seed_alias_and_event_triggered_requests_reach_the_balance() {
-    let app = spawn_app().await;
+    let app = spawn_open_accounts().await;
     for name in ["seed-database-query.json", "event-triggered.json"] {
         let a = app.post_fixture(name).await;
         assert_eq!(
@@ -54,7 +54,7 @@ async fn seed_alias_and_event_triggered_requests_reach_the_balance() {
 
 #[tokio::test]
 async fn empty_tag_routes_by_intent_display_name() {
-    let app = spawn_app().await;
+    let app = spawn_open_accounts().await;
     let mut v: Value = serde_json::from_slice(&fixture("account-balance.json")).unwrap();
     v["fulfillmentInfo"]["tag"] = json!("");
     let a = app.post_webhook(serde_json::to_vec(&v).unwrap()).await;
@@ -66,7 +66,7 @@ async fn empty_tag_routes_by_intent_display_name() {
 
 #[tokio::test]
 async fn transactions_fixture_lists_the_newest_five_newest_first() {
-    let app = spawn_app().await;
+    let app = spawn_open_accounts().await;
     let a = app.post_fixture("account-transactions.json").await;
     let id = AccountId::parse("A1001").unwrap();
     let expected = app
@@ -96,7 +96,7 @@ async fn transactions_fixture_lists_the_newest_five_newest_first() {
 
 #[tokio::test]
 async fn limit_is_bounded_to_one_through_ten() {
-    let app = spawn_app().await;
+    let app = spawn_open_accounts().await;
     for (limit, shown, note) in [
         (json!(3), 3, false),
         (json!(50), 8, true),
@@ -116,7 +116,7 @@ async fn limit_is_bounded_to_one_through_ten() {
 
 #[tokio::test]
 async fn each_account_sees_only_its_own_data() {
-    let app = spawn_app().await;
+    let app = spawn_open_accounts().await;
     for n in [1002, 1030, 1060] {
         let id = AccountId::parse(&format!("A{n}")).unwrap();
         let account = app.store.accounts().get(&id).unwrap().unwrap();
@@ -135,7 +135,7 @@ async fn each_account_sees_only_its_own_data() {
 
 #[tokio::test]
 async fn unknown_malformed_and_missing_accounts_get_helpful_answers() {
-    let app = spawn_app().await;
+    let app = spawn_open_accounts().await;
 
     let a = app
         .post_webhook(with_params(
@@ -192,7 +192,7 @@ async fn unknown_malformed_and_missing_accounts_get_helpful_answers() {
 
 #[tokio::test]
 async fn two_hundred_concurrent_requests_are_all_answered_correctly() {
-    let app = std::sync::Arc::new(spawn_app().await);
+    let app = std::sync::Arc::new(spawn_open_accounts().await);
     let mut tasks = Vec::new();
     for i in 0..200u32 {
         let app = app.clone();

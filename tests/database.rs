@@ -27,6 +27,7 @@ fn a_missing_database_is_created_and_seeded_at_start() {
     let dir = tempfile::tempdir().unwrap();
     let (mut child, address, log) = Binary::new(&dir)
         .env("DATABASE_PATH", dir.path().join("nested/dir/cx.db"))
+        .env("ACCOUNT_ACCESS", "open")
         .start_with_log();
     assert!(dir.path().join("nested/dir/cx.db").exists());
     let answer = post_fixture(&address, "account-balance.json");
@@ -93,8 +94,13 @@ fn read_only_database(dir: &tempfile::TempDir, dir_mode: u32) -> std::path::Path
 fn a_read_only_file_is_served_read_only() {
     let dir = tempfile::tempdir().unwrap();
     let path = read_only_database(&dir, 0o777);
-    let (mut child, address, log) =
-        unprivileged(Binary::new(&dir).env("DATABASE_PATH", &path), &dir).start_with_log();
+    let (mut child, address, log) = unprivileged(
+        Binary::new(&dir)
+            .env("DATABASE_PATH", &path)
+            .env("ACCOUNT_ACCESS", "open"),
+        &dir,
+    )
+    .start_with_log();
     let answer = post_fixture(&address, "account-balance.json");
     assert!(answer.contains("₹1,25,430.50"), "{answer}");
     terminate(&mut child);

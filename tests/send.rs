@@ -69,7 +69,7 @@ struct Service {
 impl Service {
     fn start() -> Service {
         let dir = tempfile::tempdir().unwrap();
-        let (child, address) = Binary::new(&dir).start();
+        let (child, address) = Binary::new(&dir).env("ACCOUNT_ACCESS", "open").start();
         Service {
             child,
             address,
@@ -163,7 +163,7 @@ fn nothing_listening_exits_2_with_the_reason() {
         "{err}"
     );
     assert!(
-        err.contains("cargo run -- serve --auth-mode none --bind 127.0.0.1"),
+        err.contains("cargo run -- serve --auth-mode none --account-access open --bind 127.0.0.1"),
         "{err}"
     );
     assert!(err.contains("Connection refused"), "{err}");

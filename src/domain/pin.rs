@@ -59,6 +59,15 @@ pub fn hash(pin: &Pin) -> Result<String, argon2::password_hash::Error> {
         .to_string())
 }
 
+/// A decoy hash at the default cost that no PIN matches (its input is not digits): checked when an
+/// account has no hash, so an unknown account takes about as long as a known one.
+pub fn decoy_hash() -> String {
+    Argon2::default()
+        .hash_password_with_salt(b"no account has this PIN", &[0; 16])
+        .map(|h| h.to_string())
+        .unwrap_or_default()
+}
+
 /// A hash of `pin` with `salt` and the minimum cost: for the demo data only.
 pub fn demo_hash(pin: &str, salt: &[u8; 16]) -> Result<String, argon2::password_hash::Error> {
     let params = Params::new(Params::MIN_M_COST.max(64), 1, 1, None)?;

@@ -1,53 +1,27 @@
 //! `account.balance`, `account.transactions`, and the seed guide's `database-query` alias that picks
 //! one of them by `query_type`.
 //!
-//! The account comes from `account_id` (alias `user_id`) and nothing else: a handler reads only the
-//! account its parameters name, so one customer's data can never reach another's conversation. A
-//! missing, malformed or unknown account number gets an answer that says what to give instead, and the
+//! Which account may be read is [`super::access`]'s decision (the end user's proven identity with
+//! `ACCOUNT_ACCESS=verified`, the default); these handlers only read and phrase it. A missing,
+//! malformed or unknown account number gets an answer that says what to give instead, and the
 //! parameter is rejected so the agent asks again.
 
 use std::sync::Arc;
 
 use crate::cx::{RichContent, RichElement, WebhookResponse};
 use crate::domain::vocabulary::{self, AccountQuery};
-use crate::domain::{Account, AccountId, TransactionLimit, home_time_zone};
+use crate::domain::{TransactionLimit, home_time_zone};
 
-use super::{Call, Deps, Reply, ask, chips, reject};
-
-/// Parameter names that may carry the account number, in order of preference.
-const ACCOUNT_PARAMS: &[&str] = &["account_id", "user_id"];
-
-/// The account the call names; any other case ends the call with the question to ask.
-pub fn find_account(call: &Call, deps: &Deps) -> Reply<Account> {
-    let params = call.params();
-    let Some(name) = params.first_present(ACCOUNT_PARAMS) else {
-        return Err(ask(WebhookResponse::new().text(
-            "Which account would you like me to look at? Account numbers look like A1001.",
-        )));
-    };
-    let text = params.text(name).ok().flatten().unwrap_or_default();
-    let Some(id) = AccountId::parse(&text) else {
-        let answer = WebhookResponse::new().text(
-            "That doesn't look like an account number. Account numbers are an A followed by \
-             digits, like A1001. Which account is yours?",
-        );
-        return Err(ask(reject(call, answer, name)));
-    };
-    deps.store.accounts().get(&id)?.ok_or_else(|| {
-        let answer = WebhookResponse::new().text(format!(
-            "I couldn't find account {id}. Could you check the number and tell me again?"
-        ));
-        ask(reject(call, answer, name))
-    })
-}
+use super::access::account_for;
+use super::{Call, Deps, Reply, chips};
 
 /// `account.balance`: the account's current balance.
 pub async fn balance(call: Call, deps: Arc<Deps>) -> Reply {
-    balance_now(&call, &deps)
+    balance_of(&call, &deps).await
 }
 
-fn balance_now(call: &Call, deps: &Deps) -> Reply {
-    let account = find_account(call, deps)?;
+async fn balance_of(call: &Call, deps: &Deps) -> Reply {
+    let account = account_for(call, deps).await?;
     Ok(WebhookResponse::new()
         .text(format!(
             "The balance of account {} is {}.",
@@ -60,11 +34,11 @@ fn balance_now(call: &Call, deps: &Deps) -> Reply {
 
 /// `account.transactions`: the newest transactions, as text lines and a Messenger list.
 pub async fn transactions(call: Call, deps: Arc<Deps>) -> Reply {
-    transactions_now(&call, &deps)
+    transactions_of(&call, &deps).await
 }
 
-fn transactions_now(call: &Call, deps: &Deps) -> Reply {
-    let account = find_account(call, deps)?;
+async fn transactions_of(call: &Call, deps: &Deps) -> Reply {
+    let account = account_for(call, deps).await?;
     let (limit, lowered) = TransactionLimit::clamp(call.params().int("limit").ok().flatten());
     let txns = deps
         .store
@@ -122,8 +96,8 @@ fn transactions_now(call: &Call, deps: &Deps) -> Reply {
 pub async fn database_query(call: Call, deps: Arc<Deps>) -> Reply {
     let query = call.params().text("query_type").ok().flatten();
     match query.as_deref().and_then(vocabulary::account_query) {
-        Some(AccountQuery::Balance) => balance_now(&call, &deps),
-        Some(AccountQuery::Transactions) => transactions_now(&call, &deps),
+        Some(AccountQuery::Balance) => balance_of(&call, &deps).await,
+        Some(AccountQuery::Transactions) => transactions_of(&call, &deps).await,
         None => Ok(WebhookResponse::new()
             .text(
                 "I can look up your account balance or your recent transactions. Which would you \

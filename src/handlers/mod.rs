@@ -12,7 +12,9 @@
 //! the call early return [`Reply<T>`] and are used with `?`. `examples/custom_tag.rs` does exactly
 //! this from outside the crate.
 
+pub mod access;
 pub mod account;
+pub mod account_verify;
 pub mod booking;
 pub mod dealers;
 pub mod fallback;
@@ -32,7 +34,9 @@ use tokio::time::Instant;
 use crate::clients::booking_api::BookingApiClient;
 use crate::clients::weather::Weather;
 use crate::cx::{Chip, Params, RichContent, RichElement, WebhookRequest, WebhookResponse};
+use crate::identity::Identity;
 use crate::store::bookings::{BookingError, BookingRepository};
+use crate::store::pins::PinAttempts;
 use crate::store::{Store, StoreError};
 use crate::telemetry::error_chain;
 
@@ -221,6 +225,10 @@ pub struct Deps {
     pub store: Store,
     /// Where bookings live (`BOOKING_STORE`).
     pub bookings: Arc<dyn BookingRepository>,
+    /// Who the end user is: the access mode, token verifier, grants (`ACCOUNT_ACCESS`, ...).
+    pub identity: Arc<Identity>,
+    /// Where PIN attempts are counted (the writable store).
+    pub pins: Arc<dyn PinAttempts>,
     /// Current weather (Open-Meteo behind a TTL cache).
     pub weather: Arc<Weather>,
     /// The remote booking API, when `BOOKING_API_URL` is set.
@@ -232,6 +240,7 @@ impl std::fmt::Debug for Deps {
         f.debug_struct("Deps")
             .field("store", &self.store)
             .field("bookings", &self.bookings.backend())
+            .field("access", &self.identity.access)
             .field("booking_api", &self.booking_api.is_some())
             .finish_non_exhaustive()
     }
@@ -256,6 +265,7 @@ pub fn table(deps: &Arc<Deps>) -> Vec<Route> {
         Route::new("account.transactions", deps.with(account::transactions))
             .intent("account.transactions"),
         Route::new("database-query", deps.with(account::database_query)),
+        Route::new("account.verify", deps.with(account_verify::verify)).intent("account.verify"),
         Route::new("dealers.nearby", deps.with(dealers::nearby)).intent("dealer.find"),
         Route::new("service.cost", deps.with(service_cost::service_cost)).intent("service.cost"),
         Route::new("booking.validate", deps.with(booking::validate)),

@@ -8,7 +8,9 @@
 //!   to one session and one account, MAC'd with `SESSION_SIGNING_KEY`.
 //! - [`Pseudonyms`]: how logs name a user (a keyed hash of the subject, never the subject itself).
 //!
-//! Depends on [`crate::domain`] and [`crate::config::Secret`] only.
+//! [`Identity`] holds them together for the handlers: the access mode, the end-user token verifier,
+//! the grant key and the pseudonym key. Depends on [`crate::domain`], [`crate::config`] and
+//! [`crate::auth`] (for the token verifier).
 
 pub mod grant;
 
@@ -16,8 +18,51 @@ use std::fmt;
 
 use aws_lc_rs::hmac;
 
-use crate::config::Secret;
+use crate::auth::SetupError;
+use crate::auth::end_user::EndUserVerifier;
+use crate::config::{AccountAccess, IdentityConfig, Secret};
 use crate::domain::Subject;
+
+/// Everything that decides who the end user is, built once at start.
+#[derive(Debug)]
+pub struct Identity {
+    /// Who may read account data.
+    pub access: AccountAccess,
+    /// Verifies end users' ID tokens (web and app channels), when `END_USER_ISSUER` is set.
+    pub end_users: Option<EndUserVerifier>,
+    /// Issues and checks PIN session grants (voice), when `SESSION_SIGNING_KEY` is set.
+    pub grants: Option<grant::Grants>,
+    /// How logs name a user.
+    pub pseudonyms: Pseudonyms,
+}
+
+impl Identity {
+    /// Builds the verifier, the grant key and the pseudonym key from `config`. Must run inside the
+    /// tokio runtime (the verifier starts fetching keys).
+    pub fn new(config: &IdentityConfig) -> Result<Identity, SetupError> {
+        let end_users = match &config.end_user {
+            Some(settings) => Some(EndUserVerifier::new(settings)?),
+            None => None,
+        };
+        Ok(Identity {
+            access: config.access,
+            end_users,
+            grants: config.session_key.as_ref().map(grant::Grants::new),
+            pseudonyms: Pseudonyms::new(config.session_key.as_ref()),
+        })
+    }
+
+    /// No end-user proof is accepted (open access, or verified access with no verifier and no
+    /// grant key: account data is then out of reach).
+    pub fn open() -> Identity {
+        Identity {
+            access: AccountAccess::Open,
+            end_users: None,
+            grants: None,
+            pseudonyms: Pseudonyms::new(None),
+        }
+    }
+}
 
 /// Stable pseudonyms for logs: HMAC-SHA256 of the subject under `SESSION_SIGNING_KEY`, 16 hex
 /// digits. Without the key a random per-process key is used: pseudonyms are then stable within one

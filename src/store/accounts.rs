@@ -3,7 +3,10 @@
 use rusqlite::{OptionalExtension, params};
 
 use super::{Store, StoreError, bad_value, currency};
-use crate::domain::{Account, AccountId, Money, Transaction, TransactionLimit};
+use crate::domain::{Account, AccountId, Money, Subject, Transaction, TransactionLimit};
+
+/// Most accounts one owner or one phone number is listed with.
+pub const MAX_ACCOUNTS_PER_OWNER: u32 = 20;
 
 /// The accounts repository (borrowed from a [`Store`]).
 #[derive(Debug, Clone, Copy)]
@@ -54,6 +57,44 @@ impl Accounts<'_> {
                 })
             })?;
             rows.collect()
+        })
+    }
+
+    /// The accounts `subject` owns, in order (a primary-key range, at most
+    /// [`MAX_ACCOUNTS_PER_OWNER`]).
+    pub fn owned_by(&self, subject: &Subject) -> Result<Vec<AccountId>, StoreError> {
+        self.ids(
+            "SELECT account_id FROM account_owners WHERE subject = ?1 ORDER BY account_id LIMIT ?2",
+            subject.as_str(),
+        )
+    }
+
+    /// The accounts registered with this phone number (E.164), in order (a primary-key range).
+    pub fn by_phone(&self, phone: &str) -> Result<Vec<AccountId>, StoreError> {
+        self.ids(
+            "SELECT account_id FROM account_phones WHERE phone = ?1 ORDER BY account_id LIMIT ?2",
+            phone,
+        )
+    }
+
+    fn ids(&self, sql: &str, key: &str) -> Result<Vec<AccountId>, StoreError> {
+        self.store.read(|conn| {
+            let mut stmt = conn.prepare_cached(sql)?;
+            let rows = stmt.query_map(params![key, MAX_ACCOUNTS_PER_OWNER], |r| {
+                let id: String = r.get(0)?;
+                AccountId::parse(&id).ok_or_else(|| bad_value("account id", &id))
+            })?;
+            rows.collect()
+        })
+    }
+
+    /// The account's PIN hash (a PHC string), if it has one (a primary-key read).
+    pub fn pin_hash(&self, id: &AccountId) -> Result<Option<String>, StoreError> {
+        self.store.read(|conn| {
+            conn.prepare_cached("SELECT pin_hash FROM accounts WHERE account_id = ?1")?
+                .query_row([id.as_str()], |r| r.get::<_, Option<String>>(0))
+                .optional()
+                .map(Option::flatten)
         })
     }
 }

@@ -41,6 +41,7 @@
 pub mod accounts;
 pub mod bookings;
 pub mod catalog;
+pub mod pins;
 pub mod postgres;
 pub mod schema;
 pub mod seed;
@@ -61,6 +62,29 @@ use schema::{Found, SCHEMA_VERSION};
 pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(2);
 /// Prepared statements cached per connection.
 const STATEMENT_CACHE: usize = 32;
+
+/// Boxed error source.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// The future a repository method that may live elsewhere (bookings, PIN attempts) returns.
+pub type RepoFuture<'a, T> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, RepoError>> + Send + 'a>>;
+
+/// Why a repository that may live elsewhere (bookings, PIN attempts) failed. None of these is the
+/// user's fault; handlers answer each with a sentence and never show the cause.
+#[derive(Debug, thiserror::Error)]
+pub enum RepoError {
+    /// The backend cannot take writes now (a read-only file, a database that is down or
+    /// unreachable, a full pool). Retrying later may work.
+    #[error("the store is unavailable")]
+    Unavailable(#[source] BoxError),
+    /// The call's deadline came first; nothing was committed.
+    #[error("the store did not answer before the deadline")]
+    Deadline,
+    /// Anything else (corrupt data, a bug).
+    #[error("the store failed")]
+    Failed(#[source] BoxError),
+}
 
 /// Why the store failed.
 #[derive(Debug, thiserror::Error)]

@@ -101,7 +101,7 @@ pub fn tool(name: &str) -> Option<&'static Tool> {
 /// signature; a session parameter alone proves nothing).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EndUser {
-    /// The token's subject.
+    /// The user's pseudonym for logs (a keyed hash of the token's subject, never the subject).
     pub subject: String,
     /// The accounts this user may read.
     pub accounts: Vec<AccountId>,
@@ -185,15 +185,48 @@ pub fn handles(path: &str) -> bool {
     path == OPENAPI_PATH || path == "/tools" || path.starts_with(TOOLS_PREFIX)
 }
 
-/// Seam for the end-user identity (issue 12): the verified end user of a request, from its
-/// `Authorization: Bearer <end user's ID token>`. `Ok(None)` when there is none; `Err` for a token
-/// that fails verification. No verifier exists yet, so this always answers `Ok(None)` and the
-/// account tools answer 401.
-pub async fn verified_end_user(
-    _app: &App,
-    _headers: &HeaderMap,
-) -> Result<Option<EndUser>, Problem> {
-    Ok(None)
+/// The verified end user of a request, from its `Authorization: Bearer <end user's ID token>`
+/// (a tool's bearer-token authentication referencing the session parameter that holds the signed-in
+/// user's token): verified by signature with the same verifier as the tags' `payload.userIdToken`.
+/// `Ok(None)` when no token was sent or no verifier is configured (`END_USER_ISSUER` unset); `Err`
+/// (401) for a token that fails verification.
+pub async fn verified_end_user(app: &App, headers: &HeaderMap) -> Result<Option<EndUser>, Problem> {
+    let Some(deps) = app.tools.as_ref() else {
+        return Ok(None);
+    };
+    let Some(verifier) = deps.identity.end_users.as_ref() else {
+        return Ok(None);
+    };
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .filter(|t| !t.is_empty());
+    let Some(token) = token else {
+        return Ok(None);
+    };
+    let user = verifier.verify(token).await.map_err(|failure| {
+        Problem::from(crate::auth::AuthError {
+            failure,
+            email: None,
+        })
+    })?;
+    let Some(subject) = crate::domain::Subject::new(&user.subject) else {
+        return Ok(None);
+    };
+    let accounts = deps
+        .store
+        .accounts()
+        .owned_by(&subject)
+        .map_err(|e| store_down("account", e))?;
+    Ok(Some(EndUser {
+        subject: deps.identity.pseudonyms.of(&subject),
+        accounts,
+    }))
 }
 
 type Body = Full<Bytes>;

@@ -135,6 +135,14 @@ pub fn seeded_store() -> (Store, tempfile::TempDir) {
     (store, dir)
 }
 
+/// The server with `ACCOUNT_ACCESS=open` (any account number is answered for), for tests of what
+/// the account handlers read and say rather than who may see it.
+pub async fn spawn_open_accounts() -> TestApp {
+    let mut config = Config::local();
+    config.identity.access = cx_webhook::config::AccountAccess::Open;
+    spawn_with(config, |_| {}).await
+}
+
 /// The server with `config` and the standard table over a fresh seeded database, customised by
 /// `customize`.
 pub async fn spawn_with(mut config: Config, customize: impl FnOnce(&mut Dispatcher)) -> TestApp {

@@ -16,35 +16,12 @@
 
 pub mod sqlite;
 
-use std::future::Future;
-use std::pin::Pin;
-
 use jiff::civil::Date;
 use tokio::time::Instant;
 
 use crate::domain::{Booking, BookingDraft, BookingId, BookingOutcome, DealerId, SlotCounts};
 
-/// Boxed error source.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
-
-/// The future a [`BookingRepository`] method returns.
-pub type RepoFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, BookingError>> + Send + 'a>>;
-
-/// Why a booking operation failed. None of these is the user's fault; the handler answers each
-/// with a sentence and never shows the cause.
-#[derive(Debug, thiserror::Error)]
-pub enum BookingError {
-    /// The backend cannot take bookings now (a read-only file, a database that is down or
-    /// unreachable, a full pool). Retrying later may work.
-    #[error("the booking store is unavailable")]
-    Unavailable(#[source] BoxError),
-    /// The call's deadline came first; nothing was committed.
-    #[error("the booking store did not answer before the deadline")]
-    Deadline,
-    /// Anything else (corrupt data, a bug).
-    #[error("the booking store failed")]
-    Failed(#[source] BoxError),
-}
+pub use super::{BoxError, RepoError as BookingError, RepoFuture};
 
 /// Where bookings live.
 pub trait BookingRepository: Send + Sync + 'static {

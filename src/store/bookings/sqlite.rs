@@ -78,7 +78,7 @@ fn booked(conn: &Connection, draft: &BookingDraft) -> rusqlite::Result<u32> {
 }
 
 /// Why a write failed, in the trait's terms.
-fn classify(e: StoreError, deadline: StdInstant) -> BookingError {
+pub(crate) fn classify(e: StoreError, deadline: StdInstant) -> BookingError {
     let code = match &e {
         StoreError::Sqlite(s) => s.sqlite_error_code(),
         _ => None,
