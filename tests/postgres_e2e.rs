@@ -367,7 +367,7 @@ fn a_database_outage_gets_graceful_answers_and_bookings_resume_after() {
     let url = rt.block_on(fresh_db(&base));
     let proxy = rt.block_on(Proxy::start(host_port(&url)));
     let proxied = through(&url, &proxy);
-    let instances = [Instance::start(&proxied), Instance::start(&proxied)];
+    let mut instances = vec![Instance::start(&proxied), Instance::start(&proxied)];
     let day = open_day(6);
     let before = instances[0]
         .post(&create(day, &vehicle(0), "s-out", "r-0"))
@@ -376,8 +376,12 @@ fn a_database_outage_gets_graceful_answers_and_bookings_resume_after() {
 
     for (mode, what) in [(REFUSE, "refused"), (BLACKHOLE, "swallowed")] {
         rt.block_on(async { proxy.set(mode) });
+        if mode == REFUSE {
+            // A third instance starts while PostgreSQL is down, and serves.
+            instances.push(Instance::start(&proxied));
+        }
         for (i, instance) in instances.iter().enumerate() {
-            let n = 10 + i + usize::from(mode) * 10;
+            let n = 10 + i + usize::from(mode) * 10; // distinct per mode and instance
             let a = instance
                 .post(&create(day, &vehicle(n), "s-out", &format!("r-{n}")))
                 .unwrap();
@@ -402,11 +406,17 @@ fn a_database_outage_gets_graceful_answers_and_bookings_resume_after() {
         }
     }
 
-    // Back: both instances book again, without a restart.
+    // Back: every instance books again, without a restart.
     rt.block_on(async { proxy.set(PASS) });
     for (i, instance) in instances.iter().enumerate() {
         let n = 50 + i;
-        let req = create(day, &vehicle(n), "s-out", &format!("r-{n}"));
+        // A day each: the slot's capacity is small.
+        let req = create(
+            open_day(10 + i as i64),
+            &vehicle(n),
+            "s-out",
+            &format!("r-{n}"),
+        );
         let started = Instant::now();
         let id = loop {
             let a = instance.post(&req).unwrap();
@@ -422,7 +432,7 @@ fn a_database_outage_gets_graceful_answers_and_bookings_resume_after() {
         };
         assert_eq!(count(&rt, &url, &format!("booking_id = '{id}'")), 1);
     }
-    assert_eq!(count(&rt, &url, "true"), 3);
+    assert_eq!(count(&rt, &url, "true"), 4);
 }
 
 #[test]
