@@ -1,19 +1,24 @@
 //! The assembled service: validated configuration, the authenticator and the dispatch table, built
 //! once at start and shared by every connection.
 //!
-//! [`App::deps`] is the one place where configuration becomes clients: the store, one shared outbound
-//! HTTP client, the cached weather service, and the booking API client when `BOOKING_API_URL` is set.
+//! [`App::deps`] is the one place where configuration becomes clients: the store, the booking
+//! repository (`BOOKING_STORE`: the SQLite file, or PostgreSQL through [`PostgresBookings::connect`],
+//! which starts without the database but refuses a schema newer than this build), one shared
+//! outbound HTTP client, the cached weather service, and the booking API client when
+//! `BOOKING_API_URL` is set.
 
 use std::sync::Arc;
 
 use crate::auth::{Authenticator, SetupError};
 use crate::clients::booking_api::{BookingApiBuildError, BookingApiClient};
 use crate::clients::weather::{CacheTtl, OpenMeteo, Weather};
-use crate::config::{AccountAccess, Config};
+use crate::config::{AccountAccess, BookingStoreConfig, Config};
 use crate::handlers::{self, Deps, Dispatcher, DuplicateRoute};
 use crate::identity::Identity;
 use crate::store::Store;
+use crate::store::bookings::BookingRepository;
 use crate::store::pins::SqlitePins;
+use crate::store::postgres::{PgError, PostgresBookings};
 
 /// Everything a request needs, shared read-only across connections.
 pub struct App {
@@ -43,6 +48,17 @@ pub enum BuildError {
     /// The authenticator could not start.
     #[error(transparent)]
     Auth(#[from] SetupError),
+    /// The PostgreSQL booking store cannot be used: its schema is newer than this build, or its
+    /// TLS or credentials could not be set up (PostgreSQL merely down is not an error).
+    #[error("cannot use the PostgreSQL booking store (BOOKING_DATABASE_URL)")]
+    BookingStore(#[source] PgError),
+}
+
+impl BuildError {
+    /// True when the booking database was migrated by a newer build: `serve` exits with code 2.
+    pub fn is_newer_schema(&self) -> bool {
+        matches!(self, BuildError::BookingStore(e) if e.is_newer_schema())
+    }
 }
 
 impl App {
@@ -54,7 +70,8 @@ impl App {
     }
 
     /// Builds the handlers' dependencies from `config`. Async because the booking API's
-    /// credentials start a token refresh task on the runtime.
+    /// credentials start a token refresh task on the runtime, and PostgreSQL is migrated at start
+    /// when it answers within a few seconds (otherwise in the background).
     pub async fn deps(config: &Config, store: Store) -> Result<Deps, BuildError> {
         let http = crate::clients::http_client(config.deadline).map_err(BuildError::Http)?;
         let w = &config.weather;
@@ -83,10 +100,25 @@ impl App {
                  (demos only)"
             );
         }
+        let bookings: Arc<dyn BookingRepository> = match &config.booking_store {
+            BookingStoreConfig::Sqlite => {
+                tracing::info!(path = %store.path().display(), "bookings in the SQLite file");
+                Arc::new(store.bookings())
+            }
+            BookingStoreConfig::Postgres(settings) => {
+                // `Display` of the settings leaves out the password and token.
+                tracing::info!(database = %settings, "bookings in PostgreSQL");
+                Arc::new(
+                    PostgresBookings::connect((**settings).clone())
+                        .await
+                        .map_err(BuildError::BookingStore)?,
+                )
+            }
+        };
         Ok(Deps {
             identity: Arc::new(identity),
             pins: Arc::new(SqlitePins::new(store.clone())),
-            bookings: Arc::new(store.bookings()),
+            bookings,
             store,
             weather: Arc::new(Weather::new(provider, ttl)),
             booking_api,

@@ -407,7 +407,14 @@ fn serve(args: &ServeArgs) -> ExitCode {
             Ok(app) => Arc::new(app),
             Err(e) => {
                 let reason = format!("cannot build the service: {}", telemetry::error_chain(&e));
-                return refuse_to_start("cannot build the service", &[reason], ExitCode::FAILURE);
+                // A booking schema newer than this build: a setting to fix (roll forward), like
+                // invalid settings, not a transient failure.
+                let code = if e.is_newer_schema() {
+                    ExitCode::from(2)
+                } else {
+                    ExitCode::FAILURE
+                };
+                return refuse_to_start("cannot build the service", &[reason], code);
             }
         };
         let listener = match tokio::net::TcpListener::bind(listen).await {

@@ -4,8 +4,8 @@
 //!
 //! Without `TEST_POSTGRES_URL` the tests print why they skip; with `CI` set they fail instead.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, Ordering};
+mod pg;
+
 use std::time::Duration;
 
 use cx_webhook::domain::{
@@ -14,57 +14,10 @@ use cx_webhook::domain::{
 };
 use cx_webhook::store::bookings::{BookingError, BookingRepository};
 use cx_webhook::store::postgres::{PgAuth, PgSettings, PostgresBookings, SCHEMA_VERSION};
-use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-/// `TEST_POSTGRES_URL`, or `None` after saying why the test skips (a failure under CI).
-fn base_url() -> Option<String> {
-    match std::env::var("TEST_POSTGRES_URL") {
-        Ok(url) if !url.trim().is_empty() => Some(url),
-        _ if std::env::var_os("CI").is_some() => {
-            panic!("CI is set but TEST_POSTGRES_URL is not: .ci/run starts PostgreSQL and sets it")
-        }
-        _ => {
-            eprintln!(
-                "SKIPPED: TEST_POSTGRES_URL is not set (e.g. postgresql://cxw:cxw@127.0.0.1:5432/cxw_test, \
-                 a role with CREATEDB); see .ci/run"
-            );
-            None
-        }
-    }
-}
-
-/// A fresh database; its URL (same server and role as `base`).
-async fn fresh_db(base: &str) -> String {
-    let (client, conn) = tokio_postgres::connect(base, tokio_postgres::NoTls)
-        .await
-        .expect("connect to TEST_POSTGRES_URL");
-    tokio::spawn(conn);
-    let mut bytes = [0u8; 6];
-    getrandom::fill(&mut bytes).unwrap();
-    let name = format!(
-        "cxw_t_{}",
-        bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
-    );
-    client
-        .batch_execute(&format!("CREATE DATABASE {name}"))
-        .await
-        .expect("CREATE DATABASE (the role needs CREATEDB)");
-    with_db(base, &name)
-}
-
-fn with_db(base: &str, name: &str) -> String {
-    let (head, query) = match base.split_once('?') {
-        Some((h, q)) => (h, format!("?{q}")),
-        None => (base, String::new()),
-    };
-    let authority_end = head
-        .find("://")
-        .map(|i| i + 3 + head[i + 3..].find('/').unwrap_or(head.len() - i - 3))
-        .expect("TEST_POSTGRES_URL must be a postgresql:// URL");
-    format!("{}/{name}{query}", &head[..authority_end])
-}
+use pg::{Proxy, base_url, fresh_db, host_port, sql, through};
 
 fn settings(url: &str) -> PgSettings {
     PgSettings::parse(url, PgAuth::Password, 8).unwrap()
@@ -72,14 +25,6 @@ fn settings(url: &str) -> PgSettings {
 
 async fn repo(url: &str) -> PostgresBookings {
     PostgresBookings::connect(settings(url)).await.unwrap()
-}
-
-async fn sql(url: &str) -> tokio_postgres::Client {
-    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    client
 }
 
 fn draft(key: &str, vehicle: &str, time: &str, capacity: u32) -> BookingDraft {
@@ -296,84 +241,6 @@ async fn a_create_stuck_behind_a_locked_slot_gives_up_at_the_deadline_and_leaves
         .await
         .unwrap();
     assert_eq!(confirmed(&later).map(|(_, r)| r), Some(false));
-}
-
-/// A TCP proxy to PostgreSQL that can refuse, swallow, or pass connections.
-struct Proxy {
-    port: u16,
-    /// 0 pass, 1 refuse (reset at once), 2 blackhole (accept, never answer).
-    mode: Arc<AtomicU8>,
-    /// Bumped to cut every open connection.
-    generation: Arc<tokio::sync::watch::Sender<u64>>,
-}
-
-impl Proxy {
-    async fn start(target: (String, u16)) -> Proxy {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let mode = Arc::new(AtomicU8::new(0));
-        let (generation, _) = tokio::sync::watch::channel(0u64);
-        let generation = Arc::new(generation);
-        let (m, g) = (mode.clone(), generation.clone());
-        tokio::spawn(async move {
-            loop {
-                let Ok((mut inbound, _)) = listener.accept().await else {
-                    continue;
-                };
-                let mut cut = g.subscribe();
-                let target = target.clone();
-                match m.load(Ordering::SeqCst) {
-                    1 => drop(inbound),
-                    2 => {
-                        tokio::spawn(async move {
-                            let _held = inbound;
-                            let _ = cut.changed().await;
-                        });
-                    }
-                    _ => {
-                        tokio::spawn(async move {
-                            let Ok(mut outbound) = TcpStream::connect(target).await else {
-                                return;
-                            };
-                            tokio::select! {
-                                _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
-                                _ = cut.changed() => {}
-                            }
-                        });
-                    }
-                }
-            }
-        });
-        Proxy {
-            port,
-            mode,
-            generation,
-        }
-    }
-
-    fn set(&self, mode: u8) {
-        self.mode.store(mode, Ordering::SeqCst);
-        self.generation.send_modify(|g| *g += 1);
-    }
-}
-
-/// Host and port of a `postgresql://user:pw@host:port/db` URL.
-fn host_port(url: &str) -> (String, u16) {
-    let config: tokio_postgres::Config = url.parse().unwrap();
-    let host = match &config.get_hosts()[0] {
-        tokio_postgres::config::Host::Tcp(h) => h.clone(),
-        other => panic!("TEST_POSTGRES_URL must be TCP, not {other:?}"),
-    };
-    (host, config.get_ports().first().copied().unwrap_or(5432))
-}
-
-fn through(url: &str, proxy: &Proxy) -> String {
-    let (host, port) = host_port(url);
-    url.replacen(
-        &format!("{host}:{port}"),
-        &format!("127.0.0.1:{}", proxy.port),
-        1,
-    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -297,7 +297,21 @@ async fn time(
     let Some(date) = date else {
         return Ok(Field::Good(slot));
     };
-    let counts = deps.bookings.slot_counts(&d.id, date, deadline).await?;
+    let counts = match deps.bookings.slot_counts(&d.id, date, deadline).await {
+        Ok(counts) => counts,
+        // The booking store is down or slow: the slot is not known to be full. Validation lets it
+        // pass (the create checks again, atomically), and the create itself then answers that it
+        // can't take bookings right now instead of failing the whole call.
+        Err(e @ (BookingError::Unavailable(_) | BookingError::Deadline)) => {
+            tracing::warn!(
+                error = %crate::telemetry::error_chain(&e),
+                backend = deps.bookings.backend(),
+                "slot counts unavailable"
+            );
+            return Ok(Field::Good(slot));
+        }
+        Err(e) => return Err(HandlerError::from(e).into()),
+    };
     if counts.get(slot) < d.hours.slot_capacity {
         return Ok(Field::Good(slot));
     }
