@@ -103,7 +103,8 @@ for name in "${scenarios[@]}"; do
     | awk '/^-+$/ { n++; next } n >= 3 && NF' \
     | sed -E 's/ \[[^]]*\]$//; s/^ *([0-9,]+) \( *([0-9.]+%)\) +(\?\?\?|[^:]*):/\1 \2 /' \
     | head -n "$top" \
-    | awk '{ ir = $1; pct = $2; $1 = ""; $2 = ""; sub(/^ +/, ""); printf "   %7s  %.110s\n", pct, $0 }'
+    | awk '{ ir = $1; pct = $2; $1 = ""; $2 = ""; sub(/^ +/, ""); printf "   %7s  %.110s\n", pct, $0 }' \
+    || true # head stops reading early: the SIGPIPE upstream is not a failure (pipefail)
 done
 
 echo
