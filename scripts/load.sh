@@ -46,7 +46,7 @@ fixture[fallback]=tests/fixtures/unknown-tag.json; env[fallback]=""; auth[fallba
 ready[fallback]="listening"
 fixture[balance]=tests/fixtures/account-balance.json; env[balance]=""; auth[balance]=""
 ready[balance]="listening"
-oidc_ready="fetched Google's signing keys"
+oidc_ready="fetched the issuer's signing keys"
 for name in oidc oidc-nocache; do fixture[$name]=tests/fixtures/unknown-tag.json; ready[$name]=$oidc_ready; done
 for name in deployed deployed-warn deployed-http1; do
   fixture[$name]=tests/fixtures/account-balance.json; ready[$name]=$oidc_ready
