@@ -8,7 +8,8 @@
 //! - h2 round: 20 h2c connections each open 200 streams that send 64 KiB of a 200 KiB body and stall,
 //!   hold 1 s, then close.
 //!
-//! RSS is read from /proc/PID/status 500 ms after each round's sockets are closed.
+//! RSS is read from /proc/PID/status 500 ms after each round's sockets are closed, then 5 s and 15 s
+//! after the last round.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -112,4 +113,7 @@ async fn main() {
     }
     tokio::time::sleep(Duration::from_secs(5)).await;
     println!("5 s later: {} KiB", rss_kib(pid));
+    // The server trims its heap every 10 s (glibc): by now it has.
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    println!("15 s later: {} KiB", rss_kib(pid));
 }

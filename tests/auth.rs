@@ -542,6 +542,29 @@ async fn refused_tokens_are_not_remembered() {
     }
 }
 
+#[tokio::test]
+async fn a_copied_signature_on_an_edited_payload_is_not_served_from_the_cache() {
+    // The cache is keyed by the signature; a hit must still present the very bytes verified.
+    let idp = Idp::start(&[key(0)]).await;
+    let app = google_oidc(&idp).await;
+    let token = signed(agent_claims());
+    assert_ok(&app.post_bearer(&token).await);
+    let (_, signature) = token.rsplit_once('.').unwrap();
+    let header = token.split('.').next().unwrap();
+    let later = with(agent_claims(), "exp", json!(idp::now() + 7200));
+    let forged = format!("{header}.{}.{signature}", b64(later.to_string().as_bytes()));
+    assert_refused(
+        &app.post_bearer(&forged).await,
+        401,
+        "invalid_signature",
+        &forged,
+    );
+    // The forgery did not evict or replace the genuine entry: with its key retired, only the
+    // cache can still accept the genuine token.
+    retire_key_0(&app, &idp).await;
+    assert_ok(&app.post_bearer(&token).await);
+}
+
 // ---------------------------------------------------------------------------------------------
 // cloud-run-iam
 
