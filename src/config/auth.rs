@@ -326,7 +326,7 @@ impl AuthArgs {
 }
 
 /// Trimmed, non-empty entries of a comma-separated setting.
-fn list(values: &[String]) -> Vec<String> {
+pub(super) fn list(values: &[String]) -> Vec<String> {
     values
         .iter()
         .map(|v| v.trim())

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
+use super::auth::list;
 use super::secret::{Secret, parse_secret};
 use super::url::{Schemes, parse_url};
 use crate::auth::end_user::{DEFAULT_TOKEN_FIELD, EndUserSettings};
@@ -111,16 +112,6 @@ pub struct IdentityConfig {
     pub session_key: Option<Secret>,
     /// The end-user ID-token verifier's settings, when END_USER_ISSUER is set.
     pub end_user: Option<EndUserSettings>,
-}
-
-/// Trimmed, non-empty entries of a comma-separated setting.
-fn list(values: &[String]) -> Vec<String> {
-    values
-        .iter()
-        .map(|v| v.trim())
-        .filter(|v| !v.is_empty())
-        .map(str::to_owned)
-        .collect()
 }
 
 impl EndUserArgs {

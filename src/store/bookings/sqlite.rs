@@ -277,3 +277,77 @@ impl BookingRepository for SqliteBookings {
         "sqlite"
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::domain::{RequestKey, SlotTime};
+    use crate::store::Create;
+
+    fn draft(n: u32) -> BookingDraft {
+        BookingDraft {
+            request_key: RequestKey::new("s", &format!("r-{n}"), String::new),
+            session_id: "s".into(),
+            dealer: DealerId::parse("D-PUN-01").unwrap(),
+            date: jiff::civil::date(2031, 3, 14),
+            time: SlotTime::new(10, 30).unwrap(),
+            vehicle: VehicleNumber::parse(&format!("MH12AB{:04}", 1000 + n)).unwrap(),
+            service: ServiceKey::new("periodic"),
+            car_model: None,
+            capacity: 3,
+        }
+    }
+
+    /// Issue 14: with the file locked by another process past the caller's deadline, the write
+    /// gives up with `Deadline` and nothing is committed afterwards.
+    #[tokio::test]
+    async fn a_write_that_misses_its_deadline_commits_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cx.db");
+        let (store, _) = Store::open(&path, Create::IfMissing { seed: true }).unwrap();
+        let bookings = SqliteBookings::new(store.clone());
+
+        // Another connection (as another process would) holds the write lock for 1 s.
+        let locker = std::thread::spawn({
+            let path = path.clone();
+            move || {
+                let conn = Connection::open(&path).unwrap();
+                conn.execute_batch("BEGIN IMMEDIATE").unwrap();
+                std::thread::sleep(Duration::from_millis(1000));
+                conn.execute_batch("ROLLBACK").unwrap();
+            }
+        });
+        std::thread::sleep(Duration::from_millis(100));
+        let deadline = Instant::now() + Duration::from_millis(150);
+        let started = StdInstant::now();
+        let result = bookings.create(&draft(1), deadline).await;
+        assert!(matches!(result, Err(BookingError::Deadline)), "{result:?}");
+        assert!(
+            started.elapsed() < Duration::from_millis(900),
+            "waited past the deadline"
+        );
+        locker.join().unwrap();
+
+        let far = Instant::now() + Duration::from_secs(10);
+        let counts = bookings
+            .slot_counts(&draft(1).dealer, draft(1).date, far)
+            .await
+            .unwrap();
+        assert_eq!(
+            counts.get(draft(1).time),
+            0,
+            "a given-up booking was committed"
+        );
+        // The next attempt books normally.
+        let outcome = bookings.create(&draft(1), far).await.unwrap();
+        assert!(matches!(
+            outcome,
+            BookingOutcome::Confirmed {
+                replayed: false,
+                ..
+            }
+        ));
+    }
+}
