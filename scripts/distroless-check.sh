@@ -181,7 +181,7 @@ step "start it as 65532 in the root, with the image's environment"
 log=$work/server.log
 env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/home/nonroot \
   SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt DATABASE_PATH="$db_path" LOG_FORMAT=json \
-  AUTH_MODE=none BIND=127.0.0.1 PORT=0 \
+  AUTH_MODE=none ACCOUNT_ACCESS=open BIND=127.0.0.1 PORT=0 \
   "$(command -v chroot)" --userspec=65532:65532 "$root" "$entrypoint" "$command" >"$log" 2>&1 &
 pid=$!
 addr=""

@@ -53,6 +53,66 @@ pub trait PinAttempts: Send + Sync + 'static {
     ) -> RepoFuture<'a, Option<Timestamp>>;
 }
 
+/// The counter's state: wrong PINs in a row, and the end of a lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Counter {
+    /// Attempts counted (reserved or missed) since the last match or lock.
+    pub failures: u32,
+    /// Locked until then, if locked (or a lock that has run out).
+    pub locked_until: Option<Timestamp>,
+}
+
+/// [`PinAttempts::begin`]'s rule, the same for every backend: the answer and the state to store
+/// (`None`: unchanged).
+pub fn begin_step(c: Counter, now: Timestamp) -> (Attempt, Option<Counter>) {
+    if let Some(until) = c.locked_until.filter(|u| *u > now) {
+        return (Attempt::Locked { until }, None);
+    }
+    // An expired lock starts a fresh count.
+    let failures = if c.locked_until.is_some() {
+        0
+    } else {
+        c.failures
+    };
+    if failures >= MAX_PIN_FAILURES {
+        let until = now + LOCKOUT;
+        let locked = Counter {
+            failures: 0,
+            locked_until: Some(until),
+        };
+        return (Attempt::Locked { until }, Some(locked));
+    }
+    let reserved = Counter {
+        failures: failures + 1,
+        locked_until: None,
+    };
+    (Attempt::Go, Some(reserved))
+}
+
+/// [`PinAttempts::finish`]'s rule: the lock end to report and the state to store (`None`:
+/// unchanged).
+pub fn finish_step(
+    c: Counter,
+    matched: bool,
+    now: Timestamp,
+) -> (Option<Timestamp>, Option<Counter>) {
+    if c.locked_until.is_some_and(|u| u > now) {
+        return (c.locked_until, None);
+    }
+    if matched {
+        return (None, Some(Counter::default()));
+    }
+    if c.failures >= MAX_PIN_FAILURES {
+        let until = now + LOCKOUT;
+        let locked = Counter {
+            failures: 0,
+            locked_until: Some(until),
+        };
+        return (Some(until), Some(locked));
+    }
+    (None, None)
+}
+
 /// PIN attempts in the SQLite file.
 #[derive(Debug, Clone)]
 pub struct SqlitePins {
@@ -86,32 +146,34 @@ impl SqlitePins {
     }
 }
 
-/// `(failures, locked_until)` of an account.
-fn state(conn: &Connection, account: &str) -> Result<(u32, Option<Timestamp>), StoreError> {
+/// The counter of an account.
+fn state(conn: &Connection, account: &str) -> Result<Counter, StoreError> {
     let row: Option<(u32, Option<String>)> = conn
         .prepare_cached("SELECT failures, locked_until FROM pin_attempts WHERE account_id = ?1")?
         .query_row([account], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
     let (failures, until) = row.unwrap_or((0, None));
-    let until = match until {
+    let locked_until = match until {
         Some(t) => Some(t.parse().map_err(|_| bad_value("lock time", &t))?),
         None => None,
     };
-    Ok((failures, until))
+    Ok(Counter {
+        failures,
+        locked_until,
+    })
 }
 
-fn save(
-    conn: &Connection,
-    account: &str,
-    failures: u32,
-    until: Option<Timestamp>,
-) -> Result<(), StoreError> {
+fn save(conn: &Connection, account: &str, c: Counter) -> Result<(), StoreError> {
     conn.prepare_cached(
         "INSERT INTO pin_attempts (account_id, failures, locked_until) VALUES (?1, ?2, ?3)
          ON CONFLICT(account_id) DO UPDATE SET failures = excluded.failures,
              locked_until = excluded.locked_until",
     )?
-    .execute(params![account, failures, until.map(|t| t.to_string())])?;
+    .execute(params![
+        account,
+        c.failures,
+        c.locked_until.map(|t| t.to_string())
+    ])?;
     Ok(())
 }
 
@@ -124,19 +186,11 @@ impl PinAttempts for SqlitePins {
     ) -> RepoFuture<'a, Attempt> {
         let id = account.as_str().to_owned();
         Box::pin(self.run(deadline, move |conn| {
-            let (failures, until) = state(conn, &id)?;
-            if let Some(until) = until.filter(|u| *u > now) {
-                return Ok(Attempt::Locked { until });
+            let (attempt, next) = begin_step(state(conn, &id)?, now);
+            if let Some(next) = next {
+                save(conn, &id, next)?;
             }
-            // An expired lock starts a fresh count.
-            let failures = if until.is_some() { 0 } else { failures };
-            if failures >= MAX_PIN_FAILURES {
-                let until = now + LOCKOUT;
-                save(conn, &id, 0, Some(until))?;
-                return Ok(Attempt::Locked { until });
-            }
-            save(conn, &id, failures + 1, None)?;
-            Ok(Attempt::Go)
+            Ok(attempt)
         }))
     }
 
@@ -149,20 +203,11 @@ impl PinAttempts for SqlitePins {
     ) -> RepoFuture<'a, Option<Timestamp>> {
         let id = account.as_str().to_owned();
         Box::pin(self.run(deadline, move |conn| {
-            let (failures, until) = state(conn, &id)?;
-            if until.is_some_and(|u| u > now) {
-                return Ok(until);
+            let (locked, next) = finish_step(state(conn, &id)?, matched, now);
+            if let Some(next) = next {
+                save(conn, &id, next)?;
             }
-            if matched {
-                save(conn, &id, 0, None)?;
-                return Ok(None);
-            }
-            if failures >= MAX_PIN_FAILURES {
-                let until = now + LOCKOUT;
-                save(conn, &id, 0, Some(until))?;
-                return Ok(Some(until));
-            }
-            Ok(None)
+            Ok(locked)
         }))
     }
 }
