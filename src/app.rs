@@ -17,7 +17,7 @@ use crate::handlers::{self, Deps, Dispatcher, DuplicateRoute};
 use crate::identity::Identity;
 use crate::store::Store;
 use crate::store::bookings::BookingRepository;
-use crate::store::pins::SqlitePins;
+use crate::store::pins::{PinAttempts, SqlitePins};
 use crate::store::postgres::{PgError, PostgresBookings};
 
 /// Everything a request needs, shared read-only across connections.
@@ -100,24 +100,31 @@ impl App {
                  (demos only)"
             );
         }
-        let bookings: Arc<dyn BookingRepository> = match &config.booking_store {
-            BookingStoreConfig::Sqlite => {
-                tracing::info!(path = %store.path().display(), "bookings in the SQLite file");
-                Arc::new(store.bookings())
-            }
-            BookingStoreConfig::Postgres(settings) => {
-                // `Display` of the settings leaves out the password and token.
-                tracing::info!(database = %settings, "bookings in PostgreSQL");
-                Arc::new(
-                    PostgresBookings::connect((**settings).clone())
-                        .await
-                        .map_err(BuildError::BookingStore)?,
-                )
-            }
-        };
+        // Bookings and PIN counters live in the same writable store, so a PIN lockout holds for
+        // every instance that shares the bookings.
+        let (bookings, pins): (Arc<dyn BookingRepository>, Arc<dyn PinAttempts>) =
+            match &config.booking_store {
+                BookingStoreConfig::Sqlite => {
+                    tracing::info!(path = %store.path().display(), "bookings in the SQLite file");
+                    (
+                        Arc::new(store.bookings()),
+                        Arc::new(SqlitePins::new(store.clone())),
+                    )
+                }
+                BookingStoreConfig::Postgres(settings) => {
+                    // `Display` of the settings leaves out the password and token.
+                    tracing::info!(database = %settings, "bookings in PostgreSQL");
+                    let pg = Arc::new(
+                        PostgresBookings::connect((**settings).clone())
+                            .await
+                            .map_err(BuildError::BookingStore)?,
+                    );
+                    (pg.clone(), pg)
+                }
+            };
         Ok(Deps {
             identity: Arc::new(identity),
-            pins: Arc::new(SqlitePins::new(store.clone())),
+            pins,
             bookings,
             store,
             weather: Arc::new(Weather::new(provider, ttl)),

@@ -438,15 +438,25 @@ async fn db_migrate_and_check_work_against_postgres_and_refuse_a_newer_schema() 
     let (code, text) = run(&["db", "migrate"]);
     assert_eq!(code, Some(0), "{text}");
     assert!(
-        text.contains("migrated from schema version 0 to 1"),
+        text.contains(&format!(
+            "migrated from schema version 0 to {SCHEMA_VERSION}"
+        )),
         "{text}"
     );
     let (code, text) = run(&["db", "migrate"]);
     assert_eq!(code, Some(0), "{text}");
-    assert!(text.contains("already at schema version 1"), "{text}");
+    assert!(
+        text.contains(&format!("already at schema version {SCHEMA_VERSION}")),
+        "{text}"
+    );
     let (code, text) = run(&["db", "check"]);
     assert_eq!(code, Some(0), "{text}");
-    assert!(text.contains("schema version 1 (this build: 1)"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "schema version {SCHEMA_VERSION} (this build: {SCHEMA_VERSION})"
+        )),
+        "{text}"
+    );
 
     sql(&url)
         .await
@@ -460,5 +470,45 @@ async fn db_migrate_and_check_work_against_postgres_and_refuse_a_newer_schema() 
         let (code, text) = run(&["db", cmd]);
         assert_eq!(code, Some(2), "{cmd}: {text}");
         assert!(text.contains("newer than this build"), "{text}");
+    }
+}
+
+/// Issue 12: twenty concurrent wrong PINs from two instances sharing PostgreSQL get at most
+/// MAX_PIN_FAILURES checks, then the account is locked for both, even for the right PIN.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pin_attempts_lock_across_instances() {
+    use cx_webhook::domain::AccountId;
+    use cx_webhook::store::pins::{Attempt, MAX_PIN_FAILURES, PinAttempts};
+
+    let Some(base) = base_url() else { return };
+    let url = fresh_db(&base).await;
+    let instances = [repo(&url).await, repo(&url).await];
+    let now = jiff::Timestamp::now();
+    let mut tasks = JoinSet::new();
+    for n in 0..20 {
+        let repo = instances[n % 2].clone();
+        tasks.spawn(async move {
+            let account = AccountId::parse("A1005").unwrap();
+            let attempt = repo.begin(&account, now, soon()).await.unwrap();
+            if attempt == Attempt::Go {
+                repo.finish(&account, false, now, soon()).await.unwrap();
+            }
+            attempt
+        });
+    }
+    let mut checked = 0;
+    while let Some(done) = tasks.join_next().await {
+        if done.unwrap() == Attempt::Go {
+            checked += 1;
+        }
+    }
+    assert!(
+        (1..=MAX_PIN_FAILURES).contains(&checked),
+        "{checked} PINs checked"
+    );
+    let account = AccountId::parse("A1005").unwrap();
+    for repo in &instances {
+        let attempt = repo.begin(&account, now, soon()).await.unwrap();
+        assert!(matches!(attempt, Attempt::Locked { .. }), "{attempt:?}");
     }
 }

@@ -5,8 +5,9 @@
 //!
 //! - The PIN is checked against the account's salted argon2id hash on the blocking pool.
 //! - Attempts are reserved before the check and counted in the writable store
-//!   ([`crate::store::pins`]): five wrong PINs lock the account for 15 minutes, across every
-//!   instance; a locked account says when to try again.
+//!   ([`crate::store::pins`], in the same backend as the bookings: the SQLite file or PostgreSQL):
+//!   five wrong PINs lock the account for 15 minutes, across every instance sharing that store; a
+//!   locked account says when to try again.
 //! - A wrong PIN and an unknown account get the same answer (`account_pin` marked INVALID, with a
 //!   re-prompt), so the tag cannot be used to find which account numbers exist.
 //! - The PIN never stays in the session: it is cleared (or invalidated) in every answer. Neither the

@@ -9,8 +9,8 @@
 
 use tokio_postgres::Client;
 
-/// The schema version this build writes and reads.
-pub const SCHEMA_VERSION: i32 = 1;
+/// The schema version this build writes and reads: one per migration.
+pub const SCHEMA_VERSION: i32 = MIGRATIONS.len() as i32;
 
 /// `pg_advisory_xact_lock` key that serialises migrations: ASCII "CXWH" and 1.
 pub const MIGRATION_LOCK: i64 = 0x4358_5748_0000_0001;
@@ -43,6 +43,14 @@ const MIGRATIONS: &[&str] = &[
         slot_time time(0) NOT NULL,
         confirmed integer NOT NULL CHECK (confirmed >= 0),
         PRIMARY KEY (dealer_id, slot_date, slot_time)
+    );
+    "#,
+    // 1 -> 2: the PIN lockout counters, shared by every instance (see `store::pins`).
+    r#"
+    CREATE TABLE pin_attempts (
+        account_id   text PRIMARY KEY,
+        failures     integer NOT NULL CHECK (failures >= 0),
+        locked_until bigint
     );
     "#,
 ];

@@ -57,10 +57,11 @@ pub use migrations::{Migrated, SCHEMA_VERSION, SchemaError};
 pub use settings::{PgAuth, PgSettings, PgSettingsError, TlsMode};
 
 use crate::domain::{
-    Booking, BookingDraft, BookingId, BookingOutcome, BookingStatus, DealerId, ServiceKey,
-    SlotCounts, SlotTime, VehicleNumber,
+    AccountId, Booking, BookingDraft, BookingId, BookingOutcome, BookingStatus, DealerId,
+    ServiceKey, SlotCounts, SlotTime, VehicleNumber,
 };
 use crate::store::bookings::{BookingError, BookingRepository, BoxError, RepoFuture};
+use crate::store::pins::{Attempt, Counter, PinAttempts, begin_step, finish_step};
 
 type Pool = managed::Pool<Connector>;
 
@@ -607,5 +608,78 @@ impl BookingRepository for PostgresBookings {
 
     fn backend(&self) -> &'static str {
         "postgres"
+    }
+}
+
+/// Reads an account's PIN counter under a row lock (creating the row), computes the next state
+/// with `step`, stores it, and commits: one transaction, so concurrent attempts from any number of
+/// instances are counted one after another.
+async fn pin_tx<T>(
+    conn: &mut Conn,
+    account: &str,
+    step: impl FnOnce(Counter) -> (T, Option<Counter>),
+) -> Result<T, tokio_postgres::Error> {
+    let tx = conn.transaction().await?;
+    tx.execute(
+        "INSERT INTO pin_attempts (account_id, failures) VALUES ($1, 0) ON CONFLICT DO NOTHING",
+        &[&account],
+    )
+    .await?;
+    let row = tx
+        .query_one(
+            "SELECT failures, locked_until FROM pin_attempts WHERE account_id = $1 FOR UPDATE",
+            &[&account],
+        )
+        .await?;
+    let failures: i32 = row.try_get(0)?;
+    let locked_until: Option<i64> = row.try_get(1)?;
+    let counter = Counter {
+        failures: u32::try_from(failures).unwrap_or(0),
+        locked_until: locked_until.and_then(|s| jiff::Timestamp::from_second(s).ok()),
+    };
+    let (out, next) = step(counter);
+    if let Some(next) = next {
+        let failures = i32::try_from(next.failures).unwrap_or(i32::MAX);
+        let until = next.locked_until.map(|t| t.as_second());
+        tx.execute(
+            "UPDATE pin_attempts SET failures = $2, locked_until = $3 WHERE account_id = $1",
+            &[&account, &failures, &until],
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(out)
+}
+
+impl PinAttempts for PostgresBookings {
+    fn begin<'a>(
+        &'a self,
+        account: &'a AccountId,
+        now: jiff::Timestamp,
+        deadline: Instant,
+    ) -> RepoFuture<'a, Attempt> {
+        Box::pin(async move {
+            run!(self, deadline, |conn| pin_tx(
+                &mut conn,
+                account.as_str(),
+                |c| { begin_step(c, now) }
+            ))
+        })
+    }
+
+    fn finish<'a>(
+        &'a self,
+        account: &'a AccountId,
+        matched: bool,
+        now: jiff::Timestamp,
+        deadline: Instant,
+    ) -> RepoFuture<'a, Option<jiff::Timestamp>> {
+        Box::pin(async move {
+            run!(self, deadline, |conn| pin_tx(
+                &mut conn,
+                account.as_str(),
+                |c| { finish_step(c, matched, now) }
+            ))
+        })
     }
 }
