@@ -3,18 +3,22 @@
 //! Crate map (dependencies point down this list, never up):
 //! - [`cli`]: the command line (`serve`, the default; `db`; `send`); the binary's `main` only calls it.
 //! - [`send`]: `cx-webhook send`, a client that posts a `WebhookRequest` as Dialogflow would.
-//! - [`config`]: typed settings from flags and environment, validated at start.
-//! - [`telemetry`]: Cloud Logging JSON lines, trace correlation.
-//! - [`server`]: hyper accept loop, routes, body limits, graceful shutdown.
-//! - [`app`]: the assembled service shared by all connections.
-//! - [`auth`]: who may call (the `AUTH_MODE` modes) and who the end user is (signed ID tokens); it
-//!   owns its settings types, which `config` builds, and uses only `clients` (HTTP) of ours.
-//! - [`handlers`]: the tag dispatch table and one module per capability.
+//! - [`server`]: hyper accept loop, connection limits, routes, body limits, graceful shutdown.
 //! - [`tools`]: the same capabilities as `POST /tools/<name>` for generative agents, and their
-//!   OpenAPI 3.0 document at `/openapi.json`.
-//! - [`store`]: the SQLite file: schema, demo data, typed queries (the only module that knows SQL).
-//! - [`domain`]: newtypes shared by store and handlers (`AccountId`, `Money`, `VehicleNumber`).
+//!   OpenAPI 3.0 document at `/openapi.json`; built on the handlers' rule functions.
+//! - [`app`]: the assembled service shared by all connections (configuration becomes clients here).
+//! - [`handlers`]: the tag dispatch table and one module per capability; they speak domain types
+//!   and reach data only through the store's repositories.
+//! - [`identity`]: who the end user is (`ACCOUNT_ACCESS`, PIN session grants, log pseudonyms).
+//! - [`config`]: typed settings from flags and environment, validated at start; it builds the
+//!   settings types that `auth`, `store` and `clients` own.
+//! - [`auth`]: who may call (the `AUTH_MODE` modes) and end users' signed ID tokens; uses only
+//!   `clients` (HTTP) of ours.
+//! - [`store`]: typed repositories over the SQLite file and, for bookings and PIN counters,
+//!   PostgreSQL: the only module that knows SQL.
+//! - [`telemetry`]: Cloud Logging JSON lines, trace correlation.
 //! - [`clients`]: outbound HTTP (weather provider, remote booking API); knows nothing of Dialogflow.
+//! - [`domain`]: the business types and the user's vocabulary (depends on nothing of ours).
 //! - [`cx`]: the Dialogflow CX wire model (depends on nothing of ours).
 //!
 //! A request flows: server (route, auth, body) -> cx (parse) -> handlers (dispatch under a deadline,
