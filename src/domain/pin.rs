@@ -19,7 +19,7 @@ impl Subject {
         (!sub.is_empty() && sub.len() <= 255).then(|| Subject(sub.to_owned()))
     }
 
-    /// The subject, for lookups; never for logs (use [`Pseudonyms`]).
+    /// The subject, for lookups; never for logs (use `identity::Pseudonyms`).
     pub fn as_str(&self) -> &str {
         &self.0
     }
