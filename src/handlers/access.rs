@@ -81,7 +81,7 @@ pub async fn principal(call: &Call, deps: &Deps) -> Option<Principal> {
             match verifier.verify(token).await {
                 Ok(user) => match Subject::new(&user.subject) {
                     Some(subject) => {
-                        tracing::info!(user = %identity.pseudonyms.of(&subject), "end user verified");
+                        tracing::debug!(user = %identity.pseudonyms.of(&subject), "end user verified");
                         return Some(Principal::User(subject));
                     }
                     None => tracing::warn!("end-user token has an unusable subject"),
