@@ -185,6 +185,21 @@ pub struct BookingDraft {
     pub capacity: u32,
 }
 
+impl BookingDraft {
+    /// The confirmed booking this draft becomes under `id`.
+    pub fn confirmed(&self, id: BookingId) -> Booking {
+        Booking {
+            id,
+            dealer: self.dealer.clone(),
+            date: self.date,
+            time: self.time,
+            vehicle: self.vehicle.clone(),
+            service: self.service.clone(),
+            status: BookingStatus::Confirmed,
+        }
+    }
+}
+
 /// A stored booking.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Booking {

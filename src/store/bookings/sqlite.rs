@@ -176,15 +176,7 @@ fn create_now(
     }
     tx.commit()?;
     Ok(Some(BookingOutcome::Confirmed {
-        booking: Booking {
-            id,
-            dealer: draft.dealer.clone(),
-            date: draft.date,
-            time: draft.time,
-            vehicle: draft.vehicle.clone(),
-            service: draft.service.clone(),
-            status: BookingStatus::Confirmed,
-        },
+        booking: draft.confirmed(id),
         replayed: false,
     }))
 }

@@ -325,15 +325,7 @@ impl PostgresBookings {
         let outcome = run!(self, deadline, |conn| create_tx(&mut conn, draft, deadline))?;
         match outcome {
             Found::Made(id) => Ok(BookingOutcome::Confirmed {
-                booking: Booking {
-                    id,
-                    dealer: draft.dealer.clone(),
-                    date: draft.date,
-                    time: draft.time,
-                    vehicle: draft.vehicle.clone(),
-                    service: draft.service.clone(),
-                    status: BookingStatus::Confirmed,
-                },
+                booking: draft.confirmed(id),
                 replayed: false,
             }),
             Found::Replay(row) => Ok(BookingOutcome::Confirmed {
