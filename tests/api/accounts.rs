@@ -1,7 +1,7 @@
 //! account.balance, account.transactions and the seed's database-query alias, against a freshly seeded
 //! database over real HTTP.
 
-mod common;
+use crate::common;
 
 use common::{fixture, spawn_open_accounts};
 use cx_webhook::domain::{AccountId, TransactionLimit};

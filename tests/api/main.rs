@@ -1,0 +1,7 @@
+//! The integration tests: one binary with one module per feature (the shape of zero-to-production's
+//! `tests/api/`), all sharing `tests/common`.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod accounts;
