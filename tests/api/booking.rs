@@ -1,7 +1,7 @@
 //! booking.validate and booking.create against a freshly seeded database: every validation rule, no
 //! double booking under concurrency, idempotent retries, and durability across a killed process.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
