@@ -7,3 +7,4 @@ mod common;
 mod accounts;
 mod auth;
 mod booking;
+mod catalog;

@@ -1,6 +1,6 @@
 //! dealers.nearby and service.cost against the seeded demo data, over real HTTP.
 
-mod common;
+use crate::common;
 
 use common::{fixture, spawn_app};
 use cx_webhook::domain::{DealerId, DealerKind, Fuel, ServiceKey};
