@@ -8,3 +8,4 @@ mod accounts;
 mod auth;
 mod booking;
 mod catalog;
+mod conn_memory;
