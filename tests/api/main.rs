@@ -9,3 +9,4 @@ mod auth;
 mod booking;
 mod catalog;
 mod conn_memory;
+mod database;
