@@ -10,3 +10,4 @@ mod booking;
 mod catalog;
 mod conn_memory;
 mod database;
+mod db_cli;
