@@ -11,3 +11,4 @@ mod catalog;
 mod conn_memory;
 mod database;
 mod db_cli;
+mod dispatch;

@@ -1,7 +1,7 @@
 //! Dispatch over HTTP: the fallback for unknown tags, graceful answers when a handler fails, panics or
 //! overruns the deadline, and the 64 KiB response bound.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 
