@@ -12,3 +12,4 @@ mod conn_memory;
 mod database;
 mod db_cli;
 mod dispatch;
+mod docs;

@@ -5,7 +5,7 @@
 //!   command (the booking must succeed), or is one of the checks `.ci/run` runs itself;
 //! - the dev identity-provider recipe of `docs/authentication.md` runs as written.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
