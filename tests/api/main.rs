@@ -13,3 +13,4 @@ mod database;
 mod db_cli;
 mod dispatch;
 mod docs;
+mod edges;

@@ -3,7 +3,7 @@
 //! received (in flight, pipelined, half-closed) with `Connection: close` instead of resetting.
 //! Loopback only; every wait is bounded.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
