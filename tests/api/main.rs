@@ -14,3 +14,4 @@ mod db_cli;
 mod dispatch;
 mod docs;
 mod edges;
+mod http;

@@ -1,7 +1,7 @@
 //! The HTTP surface: routes, methods, content types, body limits and malformed bodies, over a real
 //! socket.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
