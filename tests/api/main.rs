@@ -15,3 +15,4 @@ mod dispatch;
 mod docs;
 mod edges;
 mod http;
+mod identity;

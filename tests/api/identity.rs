@@ -2,7 +2,7 @@
 //! they own the account, with a signed ID token (chat) or a PIN grant (voice); every refusal leaks
 //! nothing; PIN guessing locks the account across instances sharing one store.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 
