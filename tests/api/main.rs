@@ -16,3 +16,5 @@ mod docs;
 mod edges;
 mod http;
 mod identity;
+mod pg;
+mod postgres;

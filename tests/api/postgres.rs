@@ -4,7 +4,7 @@
 //!
 //! Without `TEST_POSTGRES_URL` the tests print why they skip; with `CI` set they fail instead.
 
-mod pg;
+use crate::pg;
 
 use std::time::Duration;
 
