@@ -18,3 +18,4 @@ mod http;
 mod identity;
 mod pg;
 mod postgres;
+mod postgres_e2e;

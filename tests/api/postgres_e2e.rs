@@ -6,8 +6,8 @@
 //!
 //! Without `TEST_POSTGRES_URL` the tests print why they skip; with `CI` set they fail instead.
 
-mod common;
-mod pg;
+use crate::common;
+use crate::pg;
 
 use std::io::{Read, Write};
 use std::process::Child;
