@@ -19,3 +19,4 @@ mod identity;
 mod pg;
 mod postgres;
 mod postgres_e2e;
+mod send;
