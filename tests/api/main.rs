@@ -20,3 +20,4 @@ mod pg;
 mod postgres;
 mod postgres_e2e;
 mod send;
+mod shutdown;

@@ -1,7 +1,7 @@
 //! Graceful shutdown: a request in flight when shutdown begins gets its full answer, and the real
 //! binary exits 0 on SIGTERM.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
