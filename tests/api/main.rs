@@ -21,3 +21,4 @@ mod postgres;
 mod postgres_e2e;
 mod send;
 mod shutdown;
+mod store;
