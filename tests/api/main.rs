@@ -22,3 +22,4 @@ mod postgres_e2e;
 mod send;
 mod shutdown;
 mod store;
+mod tools;
