@@ -23,3 +23,4 @@ mod send;
 mod shutdown;
 mod store;
 mod tools;
+mod weather;

@@ -5,7 +5,7 @@
 //! The fake counts calls per endpoint (tests await the counters, never sleep), can hold geocoding
 //! calls behind a gate, and can fail, hang or answer garbage.
 
-mod common;
+use crate::common;
 
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
