@@ -5,7 +5,7 @@ use crate::common;
 
 use std::time::{Duration, Instant};
 
-use common::{fixture_with_tag, spawn_app, spawn_with};
+use common::{CxRequest, spawn_app, spawn_with};
 use cx_webhook::Config;
 use cx_webhook::cx::{RichContent, RichElement, WebhookResponse};
 use cx_webhook::handlers::{
@@ -66,9 +66,7 @@ async fn a_failing_handler_yields_200_with_no_internals() {
         d.register(Route::new("test.fails", fails)).unwrap();
     })
     .await;
-    let a = app
-        .post_webhook(fixture_with_tag("unknown-tag.json", "test.fails"))
-        .await;
+    let a = app.post(CxRequest::tag("test.fails")).await;
     assert_eq!(a.status, StatusCode::OK);
     assert_eq!(a.texts(), vec![ERROR_TEXT]);
     let body = String::from_utf8_lossy(&a.body);
@@ -88,9 +86,7 @@ async fn an_overrunning_handler_is_answered_by_the_deadline() {
     })
     .await;
     let started = Instant::now();
-    let a = app
-        .post_webhook(fixture_with_tag("unknown-tag.json", "test.slow"))
-        .await;
+    let a = app.post(CxRequest::tag("test.slow")).await;
     let took = started.elapsed();
     assert_eq!(a.status, StatusCode::OK);
     assert_eq!(a.texts(), vec![TIMEOUT_TEXT]);
@@ -107,9 +103,7 @@ async fn oversized_answers_stay_under_64_kib() {
             .unwrap();
     })
     .await;
-    let a = app
-        .post_webhook(fixture_with_tag("unknown-tag.json", "test.rich"))
-        .await;
+    let a = app.post(CxRequest::tag("test.rich")).await;
     assert_eq!(a.status, StatusCode::OK);
     assert!(a.body.len() <= 64 * 1024);
     let v = a.json();
@@ -122,9 +116,7 @@ async fn oversized_answers_stay_under_64_kib() {
         1
     );
 
-    let a = app
-        .post_webhook(fixture_with_tag("unknown-tag.json", "test.text"))
-        .await;
+    let a = app.post(CxRequest::tag("test.text")).await;
     assert!(a.body.len() <= 64 * 1024);
     assert_eq!(a.texts(), vec![TOO_LARGE_TEXT]);
 }

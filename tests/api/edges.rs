@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::process::{Binary, terminate};
-use common::{fixture_with_tag, spawn_with};
+use common::{CxRequest, spawn_with};
 use cx_webhook::Config;
 use cx_webhook::cx::WebhookResponse;
 use cx_webhook::handlers::{Call, Handler, Route};
@@ -29,7 +29,7 @@ fn sleeps(pause: Duration) -> impl Handler {
 const HEALTH: &str = "GET /health HTTP/1.1\r\nhost: x\r\n\r\n";
 
 fn slow_request() -> Vec<u8> {
-    let body = fixture_with_tag("unknown-tag.json", "test.slow");
+    let body = CxRequest::tag("test.slow").build();
     let mut req = format!(
         "POST /webhook HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
         body.len()

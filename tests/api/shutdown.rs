@@ -9,7 +9,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::process::{Binary, signal, wait_exit};
-use common::{fixture, fixture_with_tag, spawn_with};
+use common::{CxRequest, fixture, spawn_with};
 use cx_webhook::Config;
 use cx_webhook::cx::WebhookResponse;
 use cx_webhook::handlers::{Call, Handler, Route};
@@ -36,7 +36,7 @@ async fn in_flight_request_completes_during_shutdown() {
         let req = http::Request::post(url)
             .header("content-type", "application/json")
             .body(http_body_util::Full::new(bytes::Bytes::from(
-                fixture_with_tag("unknown-tag.json", "test.slow"),
+                CxRequest::tag("test.slow").build(),
             )))
             .unwrap();
         let res = client.request(req).await.expect("answered");
