@@ -5,7 +5,7 @@ use crate::common;
 
 use std::time::{Duration, Instant};
 
-use common::{CxRequest, spawn_app, spawn_with};
+use common::{CxRequest, sleeps, spawn_app, spawn_with};
 use cx_webhook::Config;
 use cx_webhook::cx::{RichContent, RichElement, WebhookResponse};
 use cx_webhook::handlers::{
@@ -17,13 +17,6 @@ use http::StatusCode;
 async fn fails(_call: Call) -> Reply {
     let cause = std::io::Error::other("disk on fire at /secret/path");
     Err(HandlerError::new("reading the ledger", cause).into())
-}
-
-fn sleeps(pause: Duration) -> impl Handler {
-    move |_call: Call| async move {
-        tokio::time::sleep(pause).await;
-        Ok(WebhookResponse::new().text("finally"))
-    }
 }
 
 fn huge(text_bytes: usize, rich_bytes: usize) -> impl Handler {
@@ -81,8 +74,11 @@ async fn an_overrunning_handler_is_answered_by_the_deadline() {
     let mut config = Config::local();
     config.deadline = Duration::from_millis(300);
     let app = spawn_with(config, |d| {
-        d.register(Route::new("test.slow", sleeps(Duration::from_secs(20))))
-            .unwrap();
+        d.register(Route::new(
+            "test.slow",
+            sleeps(Duration::from_secs(20), "finally"),
+        ))
+        .unwrap();
     })
     .await;
     let started = Instant::now();

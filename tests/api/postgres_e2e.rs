@@ -152,17 +152,7 @@ fn runtime() -> tokio::runtime::Runtime {
 
 /// Rows in `bookings` matching `filter`.
 fn count(rt: &tokio::runtime::Runtime, url: &str, filter: &str) -> i64 {
-    rt.block_on(async {
-        sql(url)
-            .await
-            .query_one(
-                &format!("SELECT count(*) FROM bookings WHERE {filter}"),
-                &[],
-            )
-            .await
-            .unwrap()
-            .get(0)
-    })
+    rt.block_on(pg::count(url, filter))
 }
 
 #[test]

@@ -9,24 +9,19 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::process::{Binary, signal, wait_exit};
-use common::{CxRequest, fixture, spawn_with};
+use common::{CxRequest, fixture, sleeps, spawn_with};
 use cx_webhook::Config;
-use cx_webhook::cx::WebhookResponse;
-use cx_webhook::handlers::{Call, Handler, Route};
+use cx_webhook::handlers::Route;
 use http::StatusCode;
-
-fn sleeps(pause: Duration) -> impl Handler {
-    move |_call: Call| async move {
-        tokio::time::sleep(pause).await;
-        Ok(WebhookResponse::new().text("done after the signal"))
-    }
-}
 
 #[tokio::test]
 async fn in_flight_request_completes_during_shutdown() {
     let mut app = spawn_with(Config::local(), |d| {
-        d.register(Route::new("test.slow", sleeps(Duration::from_millis(800))))
-            .unwrap();
+        d.register(Route::new(
+            "test.slow",
+            sleeps(Duration::from_millis(800), "done after the signal"),
+        ))
+        .unwrap();
     })
     .await;
     let addr = app.addr;

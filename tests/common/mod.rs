@@ -19,7 +19,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use cx_webhook::auth::keys::KeyCache;
 use cx_webhook::config::{AuthConfig, OidcConfig};
-use cx_webhook::handlers::{self, Dispatcher};
+use cx_webhook::cx::WebhookResponse;
+use cx_webhook::handlers::{self, Call, Dispatcher, Handler};
 use cx_webhook::store::{Create, Store};
 use cx_webhook::{App, Config};
 use http::{HeaderMap, Method, Request, Response, StatusCode};
@@ -125,6 +126,14 @@ pub fn booking_create(day: Date) -> CxRequest {
 /// booking.validate whose page form holds `values` (all FILLED), mirrored in the session.
 pub fn booking_validate(values: Value) -> CxRequest {
     CxRequest::tag("booking.validate").filled_form(values)
+}
+
+/// A handler that answers `text` after `pause` (for deadlines, draining and shutdown).
+pub fn sleeps(pause: Duration, text: &'static str) -> impl Handler {
+    move |_call: Call| async move {
+        tokio::time::sleep(pause).await;
+        Ok(WebhookResponse::new().text(text))
+    }
 }
 
 /// The server with default local settings and the standard table.
