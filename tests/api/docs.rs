@@ -271,7 +271,7 @@ fn the_dev_idp_recipe_works() {
             "docs/authentication.md lacks `{line}`: {commands:?}"
         );
     }
-    // `cargo test` builds the examples beside the test binaries (not with `--test docs` alone).
+    // `cargo test` builds the examples beside the test binaries (not with `--test api` alone).
     let exe = std::env::current_exe().unwrap();
     let dev_idp = exe
         .parent()
