@@ -6,6 +6,13 @@ use common::{CxRequest, spawn_app};
 use cx_webhook::domain::{DealerId, DealerKind, Fuel, ServiceKey};
 use serde_json::{Value, json};
 
+/// service.cost for `model` and `service`.
+fn cost(model: &str, service: &str) -> CxRequest {
+    CxRequest::tag("service.cost")
+        .param("car_model", model)
+        .param("service_type", service)
+}
+
 fn dealer_ids(v: &Value) -> Vec<String> {
     v["sessionInfo"]["parameters"]["dealer_options"]
         .as_array()
@@ -139,18 +146,11 @@ async fn service_cost_fixture_adds_parts_and_labour() {
 async fn service_cost_understands_synonyms_and_single_fuel_models() {
     let app = spawn_app().await;
     let a = app
-        .post(CxRequest::tag("service.cost").params(
-            json!({"car_model": "NEXON", "service_type": "general service", "fuel_type": "Petrol"}),
-        ))
+        .post(cost("NEXON", "general service").param("fuel_type", "Petrol"))
         .await;
     assert!(a.texts()[0].starts_with("A periodic service for a petrol Nexon costs ₹"));
     // The Harrier comes only in diesel: no need to ask.
-    let a = app
-        .post(
-            CxRequest::tag("service.cost")
-                .params(json!({"car_model": "harrier", "service_type": "brakes"})),
-        )
-        .await;
+    let a = app.post(cost("harrier", "brakes")).await;
     assert!(
         a.texts()[0].starts_with("A brake service for a diesel Harrier costs"),
         "{:?}",
@@ -162,42 +162,25 @@ async fn service_cost_understands_synonyms_and_single_fuel_models() {
 async fn service_cost_asks_or_rejects_what_it_cannot_price() {
     let app = spawn_app().await;
     // Several fuels and none given: ask, with chips, nothing rejected.
-    let a = app
-        .post(
-            CxRequest::tag("service.cost")
-                .params(json!({"car_model": "Nexon", "service_type": "periodic"})),
-        )
-        .await;
+    let a = app.post(cost("Nexon", "periodic")).await;
     assert_eq!(
         a.texts(),
         vec!["Is your Nexon diesel, electric or petrol? The price depends on it."]
     );
     assert!(a.json().get("sessionInfo").is_none());
 
-    let a = app
-        .post(
-            CxRequest::tag("service.cost")
-                .params(json!({"car_model": "Model T", "service_type": "periodic"})),
-        )
-        .await;
+    let a = app.post(cost("Model T", "periodic")).await;
     assert!(a.texts()[0].contains("I don't have prices for \"Model T\""));
     assert!(a.texts()[0].contains("Nexon"));
     assert!(a.json()["sessionInfo"]["parameters"]["car_model"].is_null());
 
-    let a = app
-        .post(
-            CxRequest::tag("service.cost")
-                .params(json!({"car_model": "Nexon", "service_type": "teleportation"})),
-        )
-        .await;
+    let a = app.post(cost("Nexon", "teleportation")).await;
     assert!(a.texts()[0].contains("I don't know the service"));
     assert!(a.json()["sessionInfo"]["parameters"]["service_type"].is_null());
 
     // Electric cars have no oil change.
     let a = app
-        .post(CxRequest::tag("service.cost").params(
-            json!({"car_model": "Nexon", "service_type": "oil change", "fuel_type": "electric"}),
-        ))
+        .post(cost("Nexon", "oil change").param("fuel_type", "electric"))
         .await;
     assert!(
         a.texts()[0].contains("isn't priced for \"electric\""),
