@@ -11,7 +11,7 @@ use common::{CxRequest, TestApp, spawn_app_from, until};
 use cx_webhook::App;
 use cx_webhook::auth::end_user::EndUserSettings;
 use cx_webhook::config::{AccountAccess, Config, Secret};
-use cx_webhook::handlers::access::{SIGN_IN_TEXT, VERIFY_TEXT};
+use cx_webhook::handlers::access::{CANNOT_VERIFY_TEXT, SIGN_IN_TEXT, VERIFY_TEXT};
 use cx_webhook::handlers::account_verify::WRONG_PIN_TEXT;
 use cx_webhook::handlers::{self, Dispatcher};
 use cx_webhook::store::pins::MAX_PIN_FAILURES;
@@ -33,16 +33,22 @@ fn verified(idp: &Idp) -> Config {
     config
 }
 
-/// A server for `config` over the database file at `path` (opened anew: its own connections).
+/// A server for `config` over the database file at `path` (opened anew: its own connections),
+/// once it holds the end user's key set.
 async fn serve(config: Config, path: &std::path::Path) -> TestApp {
-    let (store, _) = Store::open(path, Create::IfMissing { seed: true }).unwrap();
-    let deps = Arc::new(App::deps(&config, store.clone()).await.unwrap());
-    let app = App::new(config, Dispatcher::new(handlers::table(&deps)).unwrap()).unwrap();
-    let t = spawn_app_from(app, store).await;
+    let (t, deps) = serve_unready(config, path).await;
     if let Some(users) = &deps.identity.end_users {
         until("the end user's key set is in", || users.keys().has_keys()).await;
     }
     t
+}
+
+/// [`serve`] without waiting for the key set.
+async fn serve_unready(config: Config, path: &std::path::Path) -> (TestApp, Arc<handlers::Deps>) {
+    let (store, _) = Store::open(path, Create::IfMissing { seed: true }).unwrap();
+    let deps = Arc::new(App::deps(&config, store.clone()).await.unwrap());
+    let app = App::new(config, Dispatcher::new(handlers::table(&deps)).unwrap()).unwrap();
+    (spawn_app_from(app, store).await, deps)
 }
 
 fn user_token(idp: &Idp, signer: &TestKey, subject: &str) -> String {
@@ -135,6 +141,38 @@ async fn without_proof_there_is_no_account_data() {
         .post(balance_request(json!({"account_id": "A1001", "account_grant": "g1.A1001.9999999999.AAAA", "user": "demo-user-1"})).caller_id("+919876501001"))
         .await;
     assert_eq!(a.texts(), [VERIFY_TEXT]);
+}
+
+#[tokio::test]
+async fn a_token_that_cannot_be_checked_gets_try_again_not_sign_in() {
+    // The issuer's key server is down from the start: no keys, so a good token cannot be checked.
+    let idp = Idp::start(&[key(0)]).await;
+    idp.set_down(true);
+    let dir = tempfile::tempdir().unwrap();
+    let (app, deps) = serve_unready(verified(&idp), &dir.path().join("cx.db")).await;
+    let token = json!({"userIdToken": user_token(&idp, key(0), "demo-user-1")});
+    let a = app
+        .post_webhook(balance_request(
+            json!({"account_id": "A1001"}),
+            token.clone(),
+        ))
+        .await;
+    assert_eq!(a.texts(), [CANNOT_VERIFY_TEXT]);
+    assert!(
+        params(&a.json()).get("auth_required").is_none(),
+        "{}",
+        a.json()
+    );
+    assert!(!a.json().to_string().contains("430.50"));
+
+    // Back up: the same token is checked and answered for.
+    idp.set_down(false);
+    let users = deps.identity.end_users.as_ref().unwrap();
+    until("the end user's key set is in", || users.keys().has_keys()).await;
+    let a = app
+        .post_webhook(balance_request(json!({"account_id": "A1001"}), token))
+        .await;
+    assert_eq!(a.texts(), ["The balance of account A1001 is ₹1,25,430.50."]);
 }
 
 /// account.verify with `pin` for `account` in `session`; returns the answer's JSON.
