@@ -150,12 +150,9 @@ async fn a_token_that_cannot_be_checked_gets_try_again_not_sign_in() {
     idp.set_down(true);
     let dir = tempfile::tempdir().unwrap();
     let (app, deps) = serve_unready(verified(&idp), &dir.path().join("cx.db")).await;
-    let token = json!({"userIdToken": user_token(&idp, key(0), "demo-user-1")});
+    let token = user_token(&idp, key(0), "demo-user-1");
     let a = app
-        .post_webhook(balance_request(
-            json!({"account_id": "A1001"}),
-            token.clone(),
-        ))
+        .post(balance_request(json!({"account_id": "A1001"})).user_token(&token))
         .await;
     assert_eq!(a.texts(), [CANNOT_VERIFY_TEXT]);
     assert!(
@@ -170,7 +167,7 @@ async fn a_token_that_cannot_be_checked_gets_try_again_not_sign_in() {
     let users = deps.identity.end_users.as_ref().unwrap();
     until("the end user's key set is in", || users.keys().has_keys()).await;
     let a = app
-        .post_webhook(balance_request(json!({"account_id": "A1001"}), token))
+        .post(balance_request(json!({"account_id": "A1001"})).user_token(&token))
         .await;
     assert_eq!(a.texts(), ["The balance of account A1001 is ₹1,25,430.50."]);
 }
