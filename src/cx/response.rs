@@ -213,29 +213,41 @@ impl Transition {
     /// A transition to a page, given its full resource name (special pages such as `END_SESSION`
     /// are page ids too: `.../flows/<F>/pages/END_SESSION`).
     pub fn page(name: impl Into<String>) -> Result<Self, InvalidTarget> {
-        let name = name.into();
-        let shape = [FLOW_SHAPE, &["pages"]].concat();
-        if has_shape(&name, &shape) {
-            Ok(Transition::TargetPage(name))
-        } else {
-            Err(InvalidTarget {
-                name,
-                kind: "page",
-                expected: "projects/<P>/locations/<L>/agents/<A>/flows/<F>/pages/<PAGE>",
-            })
-        }
+        Self::checked(
+            name.into(),
+            &[FLOW_SHAPE, &["pages"]].concat(),
+            Transition::TargetPage,
+            "page",
+            "projects/<P>/locations/<L>/agents/<A>/flows/<F>/pages/<PAGE>",
+        )
     }
 
     /// A transition to a flow, given its full resource name.
     pub fn flow(name: impl Into<String>) -> Result<Self, InvalidTarget> {
-        let name = name.into();
-        if has_shape(&name, FLOW_SHAPE) {
-            Ok(Transition::TargetFlow(name))
+        Self::checked(
+            name.into(),
+            FLOW_SHAPE,
+            Transition::TargetFlow,
+            "flow",
+            "projects/<P>/locations/<L>/agents/<A>/flows/<F>",
+        )
+    }
+
+    /// `make(name)` when `name` has `shape`; else the error naming the `kind` and its `expected` form.
+    fn checked(
+        name: String,
+        shape: &[&str],
+        make: fn(String) -> Self,
+        kind: &'static str,
+        expected: &'static str,
+    ) -> Result<Self, InvalidTarget> {
+        if has_shape(&name, shape) {
+            Ok(make(name))
         } else {
             Err(InvalidTarget {
                 name,
-                kind: "flow",
-                expected: "projects/<P>/locations/<L>/agents/<A>/flows/<F>",
+                kind,
+                expected,
             })
         }
     }
