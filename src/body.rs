@@ -1,4 +1,5 @@
-//! Request bodies: the one reader both doors (the webhook and `POST /tools/<name>`) use.
+//! Bodies in and out, the same for both doors (the webhook and `POST /tools/<name>`): the one
+//! request-body reader, and [`json_answer`], the uncached JSON response they all send.
 //!
 //! [`read`] checks the `Content-Type` against the route's rule, refuses a declared or actual body
 //! over `max_body_bytes`, gives up after `body_read_timeout`, and holds the bytes it collects
@@ -11,9 +12,9 @@ use std::pin::pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::Bytes;
-use http::header;
-use http::{HeaderMap, Request};
-use http_body_util::{BodyExt, LengthLimitError, Limited};
+use http::header::{self, HeaderValue};
+use http::{HeaderMap, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
 
 use crate::config::Config;
@@ -171,6 +172,20 @@ async fn collect<'a>(
     }
     let bytes = first.unwrap_or_else(|| Bytes::from(rest));
     Ok((bytes, hold))
+}
+
+/// A `status` answer carrying `body` as `content_type` (a JSON type), never cached.
+pub fn json_answer(
+    status: StatusCode,
+    content_type: &'static str,
+    body: Vec<u8>,
+) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
 }
 
 #[cfg(test)]

@@ -460,15 +460,7 @@ impl From<AuthFailure> for HttpError {
 }
 
 fn json_response(status: StatusCode, body: Vec<u8>) -> Response<Body> {
-    let mut response = Response::new(Full::new(Bytes::from(body)));
-    *response.status_mut() = status;
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
+    body::json_answer(status, "application/json", body)
 }
 
 fn is_webhook_path(app: &App, path: &str) -> bool {

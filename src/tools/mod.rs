@@ -460,15 +460,7 @@ fn body_problem(error: BodyError, config: &crate::config::Config, budget: &BodyB
 
 fn json_response(status: StatusCode, value: &Value) -> Response<Body> {
     let body = serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec());
-    let mut response = Response::new(Full::new(Bytes::from(body)));
-    *response.status_mut() = status;
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
+    body::json_answer(status, "application/json", body)
 }
 
 /// `{"type": "string", ...}` with a description and an example: the property shape every tool uses.
