@@ -340,6 +340,10 @@ impl PostgresBookings {
 }
 
 /// One create transaction (see the module docs); `conn` is closed by the caller on any error.
+///
+/// Long on purpose: it is one transaction read top to bottom (timeouts, replay check, slot claim,
+/// insert with id retries), and every early return must end it with ROLLBACK or COMMIT; split into
+/// parts, each part would have to know what state the transaction is in.
 async fn create_tx(
     conn: &mut Conn,
     draft: &BookingDraft,
