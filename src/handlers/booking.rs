@@ -356,7 +356,7 @@ pub(crate) async fn check(
 
 /// Whether `e` is the booking store being down or slow (`Unavailable`, `Deadline`), which the
 /// caller answers around; logged at WARN as `what`. Any other error is a fault to pass on.
-fn store_down(deps: &Deps, e: &BookingError, what: &'static str) -> bool {
+pub(crate) fn store_down(deps: &Deps, e: &BookingError, what: &'static str) -> bool {
     let down = matches!(e, BookingError::Unavailable(_) | BookingError::Deadline);
     if down {
         tracing::warn!(
