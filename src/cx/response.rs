@@ -484,15 +484,6 @@ impl WebhookResponse {
         self.session_info.as_ref().map(|s| &s.parameters)
     }
 
-    /// The display names of the form parameters this response invalidates.
-    pub fn invalidated_params(&self) -> Vec<&str> {
-        self.page_info
-            .iter()
-            .flat_map(|p| &p.form_info.parameter_info)
-            .map(|p| p.display_name.as_str())
-            .collect()
-    }
-
     /// The transition, if any.
     pub fn target(&self) -> Option<&Transition> {
         self.transition.as_ref()
@@ -595,7 +586,8 @@ mod tests {
             .output_audio(OutputAudioText::Text("Hi".into()))
             .play_audio("gs://b/a.wav")
             .telephony_transfer_call("+14155550100")
-            .message(ResponseMessage::text("web only").on_channel("DF_MESSENGER"));
+            .message(ResponseMessage::text("web only").on_channel("DF_MESSENGER"))
+            .custom_payload(json!({"line": {"sticker": 7}}).as_object().unwrap().clone());
         assert_eq!(
             to_json(&r)["fulfillmentResponse"]["messages"],
             json!([
@@ -605,7 +597,8 @@ mod tests {
                 {"outputAudioText": {"text": "Hi"}},
                 {"playAudio": {"audioUri": "gs://b/a.wav"}},
                 {"telephonyTransferCall": {"phoneNumber": "+14155550100"}},
-                {"text": {"text": ["web only"]}, "channel": "DF_MESSENGER"}
+                {"text": {"text": ["web only"]}, "channel": "DF_MESSENGER"},
+                {"payload": {"line": {"sticker": 7}}}
             ])
         );
     }
