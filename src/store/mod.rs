@@ -2,7 +2,7 @@
 //!
 //! ## Connections
 //! - **One writer** connection behind a mutex; every write runs on a blocking thread
-//!   ([`Store::write`] via `spawn_blocking`), because a write can wait on locks and on `fsync`.
+//!   (`Store::write` via `spawn_blocking`), because a write can wait on locks and on `fsync`.
 //! - **A bounded set of read-only connections** (`SQLITE_OPEN_READ_ONLY`, `query_only`, prepared
 //!   statements cached per connection), checked out of a pool and returned after use. When every pooled
 //!   connection is busy an extra one is opened for that read and dropped after, so a read never

@@ -1,5 +1,5 @@
 //! Booking tools: `validateBooking` and `createBooking`, through the `booking.validate` and
-//! `booking.create` tags' own checks ([`crate::handlers::booking::check`]) and the same backends (the
+//! `booking.create` tags' own checks (`crate::handlers::booking::check`) and the same backends (the
 //! booking repository, or the remote booking API when `BOOKING_API_URL` is set).
 //!
 //! `createBooking` is idempotent per `request_id` (the agent may retry with the same one) and, like

@@ -14,7 +14,7 @@
 //!
 //! Backends: [`sqlite::SqliteBookings`] (the embedded default, one writer per process) and
 //! [`crate::store::postgres::PostgresBookings`] (shared by every instance). Both read a booking as
-//! the same seven texts ([`BookingRow`]) and slot counts as `("HH:MM", n)` pairs ([`slot_counts`]),
+//! the same seven texts (`BookingRow`) and slot counts as `("HH:MM", n)` pairs (`slot_counts`),
 //! so a stored value is checked the same way whichever backend holds it.
 
 pub mod sqlite;

@@ -2,7 +2,7 @@
 //!
 //! Crates: tokio-postgres (the maintained async driver: pipelining, Unix sockets, binary protocol)
 //! under a deadpool pool (async, small, lets us supply the connect step, which IAM authentication
-//! needs: see [`connect`]). TLS is rustls with aws-lc-rs, the one crypto library of the build.
+//! needs: see `connect.rs`). TLS is rustls with aws-lc-rs, the one crypto library of the build.
 //!
 //! **Atomicity.** [`PostgresBookings::create`] runs one READ COMMITTED transaction:
 //! 1. a booking with the same request key, or a confirmed one of the same vehicle in the same slot,
