@@ -190,12 +190,25 @@ pub enum Create {
     Never,
 }
 
-/// A stored value that does not parse: the one conversion error of every repository.
-pub(crate) fn bad_value(what: &str, value: &str) -> rusqlite::Error {
+/// A stored value that does not parse: the one conversion error of every repository and backend.
+#[derive(Debug, thiserror::Error)]
+#[error("bad {what} {value:?}")]
+pub(crate) struct BadValue {
+    /// What the value is (`time`, `booking id`).
+    pub what: &'static str,
+    /// The value as stored.
+    pub value: String,
+}
+
+/// [`BadValue`] as SQLite's conversion error.
+pub(crate) fn bad_value(what: &'static str, value: &str) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(
         0,
         rusqlite::types::Type::Text,
-        format!("bad {what} {value:?}").into(),
+        Box::new(BadValue {
+            what,
+            value: value.to_owned(),
+        }),
     )
 }
 

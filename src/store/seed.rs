@@ -10,6 +10,7 @@
 use rusqlite::{Connection, params};
 
 use super::StoreError;
+use crate::domain::HOME_TIME_ZONE;
 use crate::domain::vocabulary::key;
 
 /// Number of demo accounts (`A1001` upwards).
@@ -251,7 +252,7 @@ fn seed_dealers(tx: &Connection) -> rusqlite::Result<()> {
     let mut dealer = tx.prepare(
         "INSERT INTO dealers (dealer_id, name, kind, city_key, postal_code, address, phone,
              time_zone, open_days, opens_at, closes_at, slot_minutes, slot_capacity)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'Asia/Kolkata', ?8, ?9, ?10, 30, ?11)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?12, ?8, ?9, ?10, 30, ?11)
          ON CONFLICT(dealer_id) DO UPDATE SET name = excluded.name, kind = excluded.kind,
              city_key = excluded.city_key, postal_code = excluded.postal_code,
              address = excluded.address, phone = excluded.phone, time_zone = excluded.time_zone,
@@ -297,6 +298,7 @@ fn seed_dealers(tx: &Connection) -> rusqlite::Result<()> {
                 opens,
                 closes,
                 capacity,
+                HOME_TIME_ZONE,
             ])?;
             for (m, (model_key, _, _, _)) in MODELS.iter().enumerate() {
                 // Service centres service every model; showrooms carry a rotating subset.

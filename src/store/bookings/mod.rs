@@ -28,6 +28,7 @@ use crate::domain::{
 };
 
 pub use super::{BoxError, RepoError as BookingError, RepoFuture};
+use crate::store::BadValue;
 
 /// Where bookings live.
 pub trait BookingRepository: Send + Sync + 'static {
@@ -52,13 +53,6 @@ pub trait BookingRepository: Send + Sync + 'static {
 
     /// The backend's name for logs and `db check` (`sqlite`, `postgres`).
     fn backend(&self) -> &'static str;
-}
-
-/// A stored value that does not parse: what it is, and the value.
-#[derive(Debug)]
-pub(crate) struct BadValue {
-    pub what: &'static str,
-    pub value: String,
 }
 
 /// A booking as a backend reads it: booking id, dealer id, date (`YYYY-MM-DD`), time (`HH:MM`),

@@ -227,9 +227,7 @@ impl BookingRepository for SqliteBookings {
                     rows.collect()
                 })
                 .map_err(|e| BookingError::Failed(e.into()))?;
-            slot_counts(rows).map_err(|e| {
-                BookingError::Failed(format!("bad slot {} {:?}", e.what, e.value).into())
-            })
+            slot_counts(rows).map_err(|e| BookingError::Failed(e.into()))
         })
     }
 

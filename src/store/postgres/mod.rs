@@ -486,15 +486,11 @@ const INSERT: &str =
     VALUES ($1, $2, $3, $4::text::date, $5::text::time, $6, $7, $8, $9, 'confirmed')
     ON CONFLICT DO NOTHING";
 
-fn bad(what: &str, value: &str) -> BookingError {
-    BookingError::Failed(format!("stored {what} {value:?} is not valid").into())
-}
-
 fn booking_row(row: &Row) -> Result<Booking, BookingError> {
     BookingRow::read(|i| row.try_get::<_, String>(i))
         .map_err(|e| BookingError::Failed(e.into()))?
         .into_booking()
-        .map_err(|e| bad(e.what, &e.value))
+        .map_err(|e| BookingError::Failed(e.into()))
 }
 
 /// Closes a connection instead of returning it to the pool (its state is unknown).
@@ -580,7 +576,7 @@ impl BookingRepository for PostgresBookings {
                 let n: i32 = row.try_get(1).map_err(|e| BookingError::Failed(e.into()))?;
                 counts.push((time, u32::try_from(n).unwrap_or(0)));
             }
-            slot_counts(counts).map_err(|e| bad(e.what, &e.value))
+            slot_counts(counts).map_err(|e| BookingError::Failed(e.into()))
         })
     }
 
