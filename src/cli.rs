@@ -359,6 +359,30 @@ fn refuse_to_start(what: &str, reasons: &[String], code: ExitCode) -> ExitCode {
     code
 }
 
+/// Says at start who the service accepts (a warning for `AUTH_MODE=none`).
+fn log_auth_mode(auth: &AuthConfig) {
+    match auth {
+        AuthConfig::None => tracing::warn!(
+            "AUTH_MODE=none: every caller is accepted. Use this only on your own machine."
+        ),
+        AuthConfig::CloudRunIam(oidc) => tracing::info!(
+            allowed_emails = ?oidc.allowed_emails,
+            audiences = ?oidc.audiences,
+            "AUTH_MODE=cloud-run-iam trusts Cloud Run IAM to verify token signatures: deploy \
+             with --no-allow-unauthenticated, or anyone can forge a stripped token"
+        ),
+        AuthConfig::GoogleOidc(oidc) => tracing::info!(
+            allowed_emails = ?oidc.allowed_emails,
+            audiences = ?oidc.audiences,
+            jwks_url = %oidc.jwks.url,
+            "verifying Google ID tokens"
+        ),
+        AuthConfig::ApiKey(api_key) => {
+            tracing::info!(header = %api_key.header, "checking an API key header")
+        }
+    }
+}
+
 fn serve(args: &ServeArgs) -> ExitCode {
     let config = match Config::from_args(args) {
         Ok(config) => config,
@@ -382,26 +406,7 @@ fn serve(args: &ServeArgs) -> ExitCode {
         }
     };
     runtime.block_on(async move {
-        match &config.auth {
-            AuthConfig::None => tracing::warn!(
-                "AUTH_MODE=none: every caller is accepted. Use this only on your own machine."
-            ),
-            AuthConfig::CloudRunIam(oidc) => tracing::info!(
-                allowed_emails = ?oidc.allowed_emails,
-                audiences = ?oidc.audiences,
-                "AUTH_MODE=cloud-run-iam trusts Cloud Run IAM to verify token signatures: deploy \
-                 with --no-allow-unauthenticated, or anyone can forge a stripped token"
-            ),
-            AuthConfig::GoogleOidc(oidc) => tracing::info!(
-                allowed_emails = ?oidc.allowed_emails,
-                audiences = ?oidc.audiences,
-                jwks_url = %oidc.jwks.url,
-                "verifying Google ID tokens"
-            ),
-            AuthConfig::ApiKey(api_key) => {
-                tracing::info!(header = %api_key.header, "checking an API key header")
-            }
-        }
+        log_auth_mode(&config.auth);
         let listen = config.listen;
         let app = match App::build(config, store).await {
             Ok(app) => Arc::new(app),

@@ -6,6 +6,8 @@
 //! - [`server`]: hyper accept loop, connection limits, routes, body limits, graceful shutdown.
 //! - [`tools`]: the same capabilities as `POST /tools/<name>` for generative agents, and their
 //!   OpenAPI 3.0 document at `/openapi.json`; built on the handlers' rule functions.
+//! - [`body`]: bodies in and out for both doors: the request-body reader (size, time and
+//!   per-connection limits) and the uncached JSON answer.
 //! - [`app`]: the assembled service shared by all connections (configuration becomes clients here).
 //! - [`handlers`]: the tag dispatch table and one module per capability; they speak domain types
 //!   and reach data only through the store's repositories.
@@ -26,6 +28,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod body;
 pub mod cli;
 pub mod clients;
 pub mod config;

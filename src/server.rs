@@ -20,9 +20,10 @@
 //! **Memory per connection is bounded** (issue 14): an HTTP/1 connection buffers at most 64 KiB of
 //! unparsed input (a larger request head gets 431); an h2c connection runs at most 128 streams,
 //! header blocks of at most 16 KiB, and receive windows of one maximal body per stream and of the
-//! body budget per connection; the request bodies its streams collect share that budget (the
-//! larger of 1 MiB and `max_body_bytes`). A body that would go past it is refused with 503 and
-//! `Retry-After: 1`, not buffered; its bytes go back to the budget once the request is parsed.
+//! body budget per connection; the request bodies its streams collect, webhook and `/tools/` alike
+//! (both read through [`crate::body`]), share that budget (the larger of 1 MiB and
+//! `max_body_bytes`). A body that would go past it is refused with 503 and `Retry-After: 1`, not
+//! buffered; its bytes go back to the budget once the request is parsed.
 //! With glibc, freed heap is handed back to the OS every 10 s (`malloc_trim`), so RSS falls back
 //! after a flood instead of staying at its peak.
 
@@ -36,7 +37,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -49,6 +50,7 @@ use tracing::Instrument;
 
 use crate::app::App;
 use crate::auth::AuthFailure;
+use crate::body::{self, BodyBudget, BodyError};
 use crate::cx::{MAX_RESPONSE_BYTES, Trim, WebhookRequest};
 use crate::handlers::TOO_LARGE_TEXT;
 use crate::telemetry::TraceContext;
@@ -233,97 +235,6 @@ impl ConnLimits {
             connection_window: window(body_budget),
         }
     }
-}
-
-/// The request-body bytes held by one connection's requests (h2c multiplexes many); a body that
-/// would take the connection past its budget is refused with 503 rather than buffered.
-#[derive(Debug)]
-struct BodyBudget {
-    limit: usize,
-    held: std::sync::atomic::AtomicUsize,
-}
-
-impl BodyBudget {
-    fn new(limit: usize) -> Self {
-        BodyBudget {
-            limit,
-            held: std::sync::atomic::AtomicUsize::new(0),
-        }
-    }
-}
-
-/// One request's share of its connection's [`BodyBudget`], given back when dropped.
-struct BodyHold<'a> {
-    budget: &'a BodyBudget,
-    bytes: usize,
-}
-
-impl BodyHold<'_> {
-    /// Takes `n` more bytes; false (taking nothing) when the connection's budget is spent.
-    fn take(&mut self, n: usize) -> bool {
-        use std::sync::atomic::Ordering;
-        let before = self.budget.held.fetch_add(n, Ordering::AcqRel);
-        if before + n > self.budget.limit {
-            self.budget.held.fetch_sub(n, Ordering::AcqRel);
-            return false;
-        }
-        self.bytes += n;
-        true
-    }
-}
-
-impl Drop for BodyHold<'_> {
-    fn drop(&mut self) {
-        self.budget
-            .held
-            .fetch_sub(self.bytes, std::sync::atomic::Ordering::AcqRel);
-    }
-}
-
-/// Why a body could not be collected.
-enum BodyError {
-    TooLarge,
-    OverBudget,
-    Unreadable(String),
-}
-
-/// Collects a body of at most `max` bytes, holding its bytes against `budget` until the returned
-/// hold is dropped. A body that arrives in one chunk is not copied.
-async fn collect_body<'a>(
-    body: Incoming,
-    max: usize,
-    budget: &'a BodyBudget,
-) -> Result<(Bytes, BodyHold<'a>), BodyError> {
-    let mut hold = BodyHold { budget, bytes: 0 };
-    let mut body = pin!(Limited::new(body, max));
-    let mut first: Option<Bytes> = None;
-    let mut rest: Vec<u8> = Vec::new();
-    while let Some(frame) = body.frame().await {
-        let frame = match frame {
-            Ok(frame) => frame,
-            Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
-                return Err(BodyError::TooLarge);
-            }
-            Err(e) => return Err(BodyError::Unreadable(e.to_string())),
-        };
-        let Ok(data) = frame.into_data() else {
-            continue; // trailers
-        };
-        if !hold.take(data.len()) {
-            return Err(BodyError::OverBudget);
-        }
-        match &first {
-            None if rest.is_empty() => first = Some(data),
-            _ => {
-                if let Some(first) = first.take() {
-                    rest.extend_from_slice(&first);
-                }
-                rest.extend_from_slice(&data);
-            }
-        }
-    }
-    let bytes = first.unwrap_or_else(|| Bytes::from(rest));
-    Ok((bytes, hold))
 }
 
 /// How often freed heap memory is handed back to the OS.
@@ -549,15 +460,7 @@ impl From<AuthFailure> for HttpError {
 }
 
 fn json_response(status: StatusCode, body: Vec<u8>) -> Response<Body> {
-    let mut response = Response::new(Full::new(Bytes::from(body)));
-    *response.status_mut() = status;
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
+    body::json_answer(status, "application/json", body)
 }
 
 fn is_webhook_path(app: &App, path: &str) -> bool {
@@ -583,7 +486,7 @@ async fn handle(
         };
     }
     if crate::tools::handles(path) && !is_webhook_path(app, path) {
-        return crate::tools::serve(app, req).await;
+        return crate::tools::serve(app, req, bodies).await;
     }
     if !is_webhook_path(app, path) {
         return HttpError::new(
@@ -674,74 +577,9 @@ async fn webhook_inner(
     })?;
     summary.caller = caller.email;
 
-    let content_type = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if !is_json(content_type) {
-        return Err(HttpError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            format!(
-                "Content-Type must be application/json, not `{}`",
-                if content_type.is_empty() {
-                    "(none)"
-                } else {
-                    content_type
-                }
-            ),
-        ));
-    }
-    let too_large = || {
-        HttpError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
-            format!("the request body exceeds {} bytes", config.max_body_bytes),
-        )
-    };
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > config.max_body_bytes as u64) {
-        return Err(too_large());
-    }
-    let collected = collect_body(req.into_body(), config.max_body_bytes, bodies);
-    let (bytes, hold) = match tokio::time::timeout(config.body_read_timeout, collected).await {
-        Err(_) => {
-            return Err(HttpError::new(
-                StatusCode::REQUEST_TIMEOUT,
-                "body_timeout",
-                format!(
-                    "the request body did not arrive within {} s",
-                    config.body_read_timeout.as_secs()
-                ),
-            ));
-        }
-        Ok(Err(BodyError::TooLarge)) => return Err(too_large()),
-        Ok(Err(BodyError::OverBudget)) => {
-            return Err(HttpError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "connection_body_budget",
-                format!(
-                    "this connection's requests hold more than {} bytes of bodies at once; \
-                     retry, or spread the requests over more connections",
-                    bodies.limit
-                ),
-            )
-            .with_header(header::RETRY_AFTER, HeaderValue::from_static("1")));
-        }
-        Ok(Err(BodyError::Unreadable(e))) => {
-            return Err(HttpError::new(
-                StatusCode::BAD_REQUEST,
-                "body_unreadable",
-                format!("the request body could not be read: {e}"),
-            ));
-        }
-        Ok(Ok(collected)) => collected,
-    };
+    let (bytes, hold) = body::read(req, body::json_or_suffix, config, bodies)
+        .await
+        .map_err(|e| body_error(e, config, bodies))?;
 
     let request = WebhookRequest::from_slice(&bytes)
         .map_err(|e| HttpError::new(e.status(), e.code(), e.message))?;
@@ -775,30 +613,55 @@ async fn webhook_inner(
     Ok(json_response(StatusCode::OK, body))
 }
 
-fn is_json(content_type: &str) -> bool {
-    let essence = content_type
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    essence == "application/json"
-        || (essence.starts_with("application/") && essence.ends_with("+json"))
+/// A body that could not be read, in the webhook's error format.
+fn body_error(error: BodyError, config: &crate::config::Config, budget: &BodyBudget) -> HttpError {
+    match error {
+        BodyError::UnsupportedMediaType(content_type) => HttpError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            format!(
+                "Content-Type must be application/json, not `{}`",
+                if content_type.is_empty() {
+                    "(none)"
+                } else {
+                    &content_type
+                }
+            ),
+        ),
+        BodyError::TooLarge => HttpError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("the request body exceeds {} bytes", config.max_body_bytes),
+        ),
+        BodyError::Timeout => HttpError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "body_timeout",
+            format!(
+                "the request body did not arrive within {} s",
+                config.body_read_timeout.as_secs()
+            ),
+        ),
+        BodyError::OverBudget => HttpError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "connection_body_budget",
+            format!(
+                "this connection's requests hold more than {} bytes of bodies at once; \
+                 retry, or spread the requests over more connections",
+                budget.limit()
+            ),
+        )
+        .with_header(header::RETRY_AFTER, HeaderValue::from_static("1")),
+        BodyError::Unreadable(e) => HttpError::new(
+            StatusCode::BAD_REQUEST,
+            "body_unreadable",
+            format!("the request body could not be read: {e}"),
+        ),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn json_content_types() {
-        assert!(is_json("application/json"));
-        assert!(is_json("Application/JSON; charset=utf-8"));
-        assert!(is_json("application/vnd.api+json"));
-        assert!(!is_json("text/plain"));
-        assert!(!is_json("application/x-www-form-urlencoded"));
-        assert!(!is_json(""));
-    }
 
     #[test]
     fn webhook_paths_match_prefixes_on_segment_boundaries() {

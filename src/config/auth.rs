@@ -85,8 +85,8 @@ pub struct AuthArgs {
 
     /// Number of the project that owns the Dialogflow agent: allows its service agent to call.
     ///
-    /// The service agents are service-<N>@gcp-sa-dialogflow.iam.gserviceaccount.com (Dialogflow
-    /// CX webhooks and Playbook tools) and service-<N>@gcp-sa-ces.iam.gserviceaccount.com (CX Agent
+    /// The service agents are `service-<N>@gcp-sa-dialogflow.iam.gserviceaccount.com` (Dialogflow
+    /// CX webhooks and Playbook tools) and `service-<N>@gcp-sa-ces.iam.gserviceaccount.com` (CX Agent
     /// Studio tools).
     #[arg(long, env, value_name = "NUMBER")]
     pub dialogflow_project_number: Option<String>,

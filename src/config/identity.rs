@@ -76,7 +76,7 @@ pub struct IdentityArgs {
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "End-user identity")]
 pub struct EndUserArgs {
-    /// The exact `iss` of end users' ID tokens, e.g. https://securetoken.google.com/<project> for
+    /// The exact `iss` of end users' ID tokens, e.g. `https://securetoken.google.com/<project>` for
     /// Firebase Authentication / Identity Platform, or an OIDC provider's issuer URL.
     #[arg(long, env, value_name = "URL", hide_short_help = true)]
     pub end_user_issuer: Option<String>,
@@ -93,7 +93,7 @@ pub struct EndUserArgs {
     pub end_user_audiences: Vec<String>,
 
     /// The issuer's key set (JWKS). Default: Google's securetoken keys for
-    /// https://securetoken.google.com/ issuers, else the `jwks_uri` of the issuer's
+    /// `https://securetoken.google.com/` issuers, else the `jwks_uri` of the issuer's
     /// /.well-known/openid-configuration.
     #[arg(long, env, value_name = "URL", hide_short_help = true)]
     pub end_user_jwks_url: Option<String>,

@@ -92,9 +92,9 @@ impl<'a> Params<'a> {
         match self.value(name) {
             None => Ok(None),
             Some(Value::String(s)) => Ok(Some(s.trim().to_owned())),
-            Some(Value::Number(n)) => Ok(Some(match n.as_f64() {
-                Some(f) if f.fract() == 0.0 && f.abs() < 1e15 => format!("{}", f as i64),
-                _ => n.to_string(),
+            Some(Value::Number(n)) => Ok(Some(match whole(n) {
+                Some(i) => i.to_string(),
+                None => n.to_string(),
             })),
             Some(Value::Bool(b)) => Ok(Some(b.to_string())),
             Some(_) => Err(ParamError::new(name, "is not text")),
@@ -106,15 +106,7 @@ impl<'a> Params<'a> {
         let bad = || ParamError::new(name, "is not a whole number");
         match self.value(name) {
             None => Ok(None),
-            Some(Value::Number(n)) => {
-                if let Some(i) = n.as_i64() {
-                    return Ok(Some(i));
-                }
-                match n.as_f64() {
-                    Some(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Ok(Some(f as i64)),
-                    _ => Err(bad()),
-                }
-            }
+            Some(Value::Number(n)) => whole(n).map(Some).ok_or_else(bad),
             Some(Value::String(s)) => s.trim().parse::<i64>().map(Some).map_err(|_| bad()),
             Some(_) => Err(bad()),
         }
@@ -267,11 +259,22 @@ impl<'a> Params<'a> {
     }
 }
 
+/// Doubles above this are not all whole numbers that can be told apart (2^53).
+const MAX_EXACT_DOUBLE: f64 = 9_007_199_254_740_992.0;
+
+/// A JSON number as a whole number: an integer, or a double without fraction that is exact
+/// (Dialogflow sends every `@sys.number` as a double, so `5` arrives as `5.0`).
+fn whole(n: &serde_json::Number) -> Option<i64> {
+    n.as_i64().or_else(|| {
+        n.as_f64()
+            .filter(|f| f.fract() == 0.0 && f.abs() <= MAX_EXACT_DOUBLE)
+            .map(|f| f as i64)
+    })
+}
+
 fn as_whole(v: &Value) -> Option<i64> {
     match v {
-        Value::Number(n) => n
-            .as_i64()
-            .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64)),
+        Value::Number(n) => whole(n),
         Value::String(s) => s.trim().parse().ok(),
         _ => None,
     }
@@ -302,6 +305,22 @@ mod tests {
     use super::*;
     use jiff::civil::{date, time};
     use serde_json::json;
+
+    #[test]
+    fn whole_numbers_are_integers_or_exact_doubles_without_fraction() {
+        let n = |v: serde_json::Value| whole(v.as_number().unwrap());
+        assert_eq!(n(json!(5)), Some(5));
+        assert_eq!(n(json!(5.0)), Some(5));
+        assert_eq!(n(json!(-411001.0)), Some(-411001));
+        assert_eq!(
+            n(json!(9_007_199_254_740_992.0)),
+            Some(9_007_199_254_740_992)
+        );
+        assert_eq!(n(json!(1e16)), None, "past 2^53 a double is not exact");
+        assert_eq!(n(json!(1e300)), None);
+        assert_eq!(n(json!(5.5)), None);
+        assert_eq!(n(json!(i64::MAX)), Some(i64::MAX));
+    }
 
     fn req(v: Value) -> WebhookRequest {
         WebhookRequest::from_slice(&serde_json::to_vec(&v).unwrap()).unwrap()

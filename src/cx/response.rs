@@ -213,29 +213,41 @@ impl Transition {
     /// A transition to a page, given its full resource name (special pages such as `END_SESSION`
     /// are page ids too: `.../flows/<F>/pages/END_SESSION`).
     pub fn page(name: impl Into<String>) -> Result<Self, InvalidTarget> {
-        let name = name.into();
-        let shape = [FLOW_SHAPE, &["pages"]].concat();
-        if has_shape(&name, &shape) {
-            Ok(Transition::TargetPage(name))
-        } else {
-            Err(InvalidTarget {
-                name,
-                kind: "page",
-                expected: "projects/<P>/locations/<L>/agents/<A>/flows/<F>/pages/<PAGE>",
-            })
-        }
+        Self::checked(
+            name.into(),
+            &[FLOW_SHAPE, &["pages"]].concat(),
+            Transition::TargetPage,
+            "page",
+            "projects/<P>/locations/<L>/agents/<A>/flows/<F>/pages/<PAGE>",
+        )
     }
 
     /// A transition to a flow, given its full resource name.
     pub fn flow(name: impl Into<String>) -> Result<Self, InvalidTarget> {
-        let name = name.into();
-        if has_shape(&name, FLOW_SHAPE) {
-            Ok(Transition::TargetFlow(name))
+        Self::checked(
+            name.into(),
+            FLOW_SHAPE,
+            Transition::TargetFlow,
+            "flow",
+            "projects/<P>/locations/<L>/agents/<A>/flows/<F>",
+        )
+    }
+
+    /// `make(name)` when `name` has `shape`; else the error naming the `kind` and its `expected` form.
+    fn checked(
+        name: String,
+        shape: &[&str],
+        make: fn(String) -> Self,
+        kind: &'static str,
+        expected: &'static str,
+    ) -> Result<Self, InvalidTarget> {
+        if has_shape(&name, shape) {
+            Ok(make(name))
         } else {
             Err(InvalidTarget {
                 name,
-                kind: "flow",
-                expected: "projects/<P>/locations/<L>/agents/<A>/flows/<F>",
+                kind,
+                expected,
             })
         }
     }
@@ -472,15 +484,6 @@ impl WebhookResponse {
         self.session_info.as_ref().map(|s| &s.parameters)
     }
 
-    /// The display names of the form parameters this response invalidates.
-    pub fn invalidated_params(&self) -> Vec<&str> {
-        self.page_info
-            .iter()
-            .flat_map(|p| &p.form_info.parameter_info)
-            .map(|p| p.display_name.as_str())
-            .collect()
-    }
-
     /// The transition, if any.
     pub fn target(&self) -> Option<&Transition> {
         self.transition.as_ref()
@@ -583,7 +586,8 @@ mod tests {
             .output_audio(OutputAudioText::Text("Hi".into()))
             .play_audio("gs://b/a.wav")
             .telephony_transfer_call("+14155550100")
-            .message(ResponseMessage::text("web only").on_channel("DF_MESSENGER"));
+            .message(ResponseMessage::text("web only").on_channel("DF_MESSENGER"))
+            .custom_payload(json!({"line": {"sticker": 7}}).as_object().unwrap().clone());
         assert_eq!(
             to_json(&r)["fulfillmentResponse"]["messages"],
             json!([
@@ -593,7 +597,8 @@ mod tests {
                 {"outputAudioText": {"text": "Hi"}},
                 {"playAudio": {"audioUri": "gs://b/a.wav"}},
                 {"telephonyTransferCall": {"phoneNumber": "+14155550100"}},
-                {"text": {"text": ["web only"]}, "channel": "DF_MESSENGER"}
+                {"text": {"text": ["web only"]}, "channel": "DF_MESSENGER"},
+                {"payload": {"line": {"sticker": 7}}}
             ])
         );
     }

@@ -302,14 +302,7 @@ async fn time(
         // The booking store is down or slow: the slot is not known to be full. Validation lets it
         // pass (the create checks again, atomically), and the create itself then answers that it
         // can't take bookings right now instead of failing the whole call.
-        Err(e @ (BookingError::Unavailable(_) | BookingError::Deadline)) => {
-            tracing::warn!(
-                error = %crate::telemetry::error_chain(&e),
-                backend = deps.bookings.backend(),
-                "slot counts unavailable"
-            );
-            return Ok(Field::Good(slot));
-        }
+        Err(e) if store_down(deps, &e, "slot counts unavailable") => return Ok(Field::Good(slot)),
         Err(e) => return Err(HandlerError::from(e).into()),
     };
     if counts.get(slot) < d.hours.slot_capacity {
@@ -359,6 +352,20 @@ pub(crate) async fn check(
     .await?;
     form.time = form.take(mode, "booking_time", "the time", slot);
     Ok(form)
+}
+
+/// Whether `e` is the booking store being down or slow (`Unavailable`, `Deadline`), which the
+/// caller answers around; logged at WARN as `what`. Any other error is a fault to pass on.
+pub(crate) fn store_down(deps: &Deps, e: &BookingError, what: &'static str) -> bool {
+    let down = matches!(e, BookingError::Unavailable(_) | BookingError::Deadline);
+    if down {
+        tracing::warn!(
+            error = %crate::telemetry::error_chain(e),
+            backend = deps.bookings.backend(),
+            "{what}"
+        );
+    }
+    down
 }
 
 /// "Sorry, the 10:30 slot on 14 March at X {is fully booked}. Free times nearby: 10:00, 11:00."
@@ -448,12 +455,7 @@ pub async fn create(call: Call, deps: Arc<Deps>) -> Reply {
     }
     let outcome = match deps.bookings.create(&draft, call.deadline).await {
         Ok(outcome) => outcome,
-        Err(e @ (BookingError::Unavailable(_) | BookingError::Deadline)) => {
-            tracing::warn!(
-                error = %crate::telemetry::error_chain(&e),
-                backend = deps.bookings.backend(),
-                "booking not taken"
-            );
+        Err(e) if store_down(&deps, &e, "booking not taken") => {
             return Ok(WebhookResponse::new().text(CANNOT_BOOK_TEXT));
         }
         Err(e) => return Err(HandlerError::from(e).into()),

@@ -82,7 +82,7 @@ pub async fn nearby(call: Call, deps: Arc<Deps>) -> Reply {
         return Err(ask(reject(&call, answer, "location")));
     }
 
-    let mut lines = vec![format!(
+    let heading = format!(
         "Here {} {}{for_model} in {area}:",
         if dealers.len() == 1 { "is" } else { "are" },
         count(
@@ -90,8 +90,20 @@ pub async fn nearby(call: Call, deps: Arc<Deps>) -> Reply {
             &format!("CarConnect {singular}"),
             &format!("CarConnect {plural}")
         )
-    )];
-    let mut items = vec![RichElement::info(lines[0].clone(), None)];
+    );
+    let (text, rich) = listing(heading, &dealers);
+    let ids: Vec<Value> = dealers.iter().map(|d| Value::from(d.id.as_str())).collect();
+    Ok(response
+        .text(text)
+        .rich_content(rich)
+        .set_param("dealer_options", ids))
+}
+
+/// The answer listing `dealers` under `heading`: one numbered line each, and as rich content an
+/// info card with a list item each, plus a chip per service centre to book there.
+fn listing(heading: String, dealers: &[Dealer]) -> (String, RichContent) {
+    let mut items = vec![RichElement::info(heading.clone(), None)];
+    let mut lines = vec![heading];
     for (i, d) in dealers.iter().enumerate() {
         lines.push(format!(
             "{}. {} ({}), {} {}. Phone {}. Open {}.",
@@ -115,11 +127,7 @@ pub async fn nearby(call: Call, deps: Arc<Deps>) -> Reply {
     if !chips.is_empty() {
         rich = rich.card(vec![RichElement::chips(chips)]);
     }
-    let ids: Vec<Value> = dealers.iter().map(|d| Value::from(d.id.as_str())).collect();
-    Ok(response
-        .text(lines.join("\n"))
-        .rich_content(rich)
-        .set_param("dealer_options", ids))
+    (lines.join("\n"), rich)
 }
 
 /// Up to [`MAX_DEALERS`] dealers for `place` (a postal code: that code, else its postal district;

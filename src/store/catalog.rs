@@ -1,6 +1,6 @@
 //! The catalog: cities, dealers and the price list.
 //!
-//! Lookups by what a user typed go through [`vocabulary::key`], the one normalisation shared with the
+//! Lookups by what a user typed go through [`crate::domain::vocabulary::key`], the one normalisation shared with the
 //! seed data, and through the alias tables (`bombay` -> Mumbai, `general service` -> periodic). The
 //! lookups and dealer lists are indexed reads of a handful of rows, safe inline; the name lists
 //! (every city, model or service, for "I can offer: ..." answers) read whole tables, so they run on

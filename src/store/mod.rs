@@ -2,7 +2,7 @@
 //!
 //! ## Connections
 //! - **One writer** connection behind a mutex; every write runs on a blocking thread
-//!   ([`Store::write`] via `spawn_blocking`), because a write can wait on locks and on `fsync`.
+//!   (`Store::write` via `spawn_blocking`), because a write can wait on locks and on `fsync`.
 //! - **A bounded set of read-only connections** (`SQLITE_OPEN_READ_ONLY`, `query_only`, prepared
 //!   statements cached per connection), checked out of a pool and returned after use. When every pooled
 //!   connection is busy an extra one is opened for that read and dropped after, so a read never
@@ -190,12 +190,25 @@ pub enum Create {
     Never,
 }
 
-/// A stored value that does not parse: the one conversion error of every repository.
-pub(crate) fn bad_value(what: &str, value: &str) -> rusqlite::Error {
+/// A stored value that does not parse: the one conversion error of every repository and backend.
+#[derive(Debug, thiserror::Error)]
+#[error("bad {what} {value:?}")]
+pub(crate) struct BadValue {
+    /// What the value is (`time`, `booking id`).
+    pub what: &'static str,
+    /// The value as stored.
+    pub value: String,
+}
+
+/// [`BadValue`] as SQLite's conversion error.
+pub(crate) fn bad_value(what: &'static str, value: &str) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(
         0,
         rusqlite::types::Type::Text,
-        format!("bad {what} {value:?}").into(),
+        Box::new(BadValue {
+            what,
+            value: value.to_owned(),
+        }),
     )
 }
 
@@ -227,33 +240,94 @@ fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
     Ok(conn)
 }
 
+/// Refuses a missing file unless `create` allows one, and creates its directory when it does.
+fn prepare_path(path: &Path, create: Create) -> Result<(), StoreError> {
+    if path.exists() {
+        return Ok(());
+    }
+    if create == Create::Never {
+        return Err(StoreError::Open {
+            path: path.into(),
+            source: rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN),
+                Some("the file does not exist".into()),
+            ),
+        });
+    }
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| StoreError::Open {
+            path: path.into(),
+            source: rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN),
+                Some(format!("cannot create {}: {e}", dir.display())),
+            ),
+        })?;
+    }
+    Ok(())
+}
+
+/// Checks what the file at `path` holds and brings it to [`SCHEMA_VERSION`]: migrates an older
+/// schema, creates (and seeds, if asked) an empty file, refuses a foreign or newer one.
+fn bring_to_schema(
+    writer: &mut Connection,
+    path: &Path,
+    create: Create,
+) -> Result<Opened, StoreError> {
+    let open_err = |source| StoreError::Open {
+        path: path.into(),
+        source,
+    };
+    let not_ours = |detail: String| StoreError::NotOurs {
+        path: path.into(),
+        detail,
+    };
+    let found = match schema::inspect(writer) {
+        Ok(found) => found,
+        Err(e) if is_not_a_database(&e) => {
+            return Err(not_ours("the file is not a SQLite database".into()));
+        }
+        Err(e)
+            if e.sqlite_error().map(|s| s.extended_code)
+                == Some(rusqlite::ffi::SQLITE_READONLY_DIRECTORY) =>
+        {
+            return Err(StoreError::DirectoryNotWritable { path: path.into() });
+        }
+        Err(e) => return Err(open_err(e)),
+    };
+    match found {
+        Found::Foreign(app_id) => Err(not_ours(format!(
+            "it has other tables and application_id {app_id:#x}"
+        ))),
+        Found::Ours(v) if v > SCHEMA_VERSION => Err(StoreError::TooNew {
+            path: path.into(),
+            found: v,
+            supported: SCHEMA_VERSION,
+        }),
+        Found::Ours(SCHEMA_VERSION) => Ok(Opened::Existing),
+        Found::Ours(v) => {
+            schema::migrate(writer, v).map_err(open_err)?;
+            Ok(Opened::Migrated(v))
+        }
+        Found::Empty if create == Create::Never => {
+            Err(not_ours("it has no cx-webhook schema".into()))
+        }
+        Found::Empty => {
+            schema::migrate(writer, 0).map_err(open_err)?;
+            if matches!(create, Create::IfMissing { seed: true }) {
+                seed::seed(writer)?;
+            }
+            Ok(Opened::Created)
+        }
+    }
+}
+
 impl Store {
     /// Opens (and if allowed creates, migrates and seeds) the database at `path`, then checks it.
     ///
     /// Refuses a file that is not a cx-webhook database, is corrupt, or has a newer schema. Blocking:
     /// call it at start, or from a blocking thread.
     pub fn open(path: &Path, create: Create) -> Result<(Store, Opened), StoreError> {
-        let exists = path.exists();
-        if !exists {
-            if create == Create::Never {
-                return Err(StoreError::Open {
-                    path: path.into(),
-                    source: rusqlite::Error::SqliteFailure(
-                        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN),
-                        Some("the file does not exist".into()),
-                    ),
-                });
-            }
-            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir).map_err(|e| StoreError::Open {
-                    path: path.into(),
-                    source: rusqlite::Error::SqliteFailure(
-                        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN),
-                        Some(format!("cannot create {}: {e}", dir.display())),
-                    ),
-                })?;
-            }
-        }
+        prepare_path(path, create)?;
         let open_err = |source| StoreError::Open {
             path: path.into(),
             source,
@@ -267,53 +341,8 @@ impl Store {
         .map_err(open_err)?;
         configure(&writer).map_err(open_err)?;
 
-        let not_ours = |detail: String| StoreError::NotOurs {
-            path: path.into(),
-            detail,
-        };
-        let found = match schema::inspect(&writer) {
-            Ok(found) => found,
-            Err(e) if is_not_a_database(&e) => {
-                return Err(not_ours("the file is not a SQLite database".into()));
-            }
-            Err(e)
-                if e.sqlite_error().map(|s| s.extended_code)
-                    == Some(rusqlite::ffi::SQLITE_READONLY_DIRECTORY) =>
-            {
-                return Err(StoreError::DirectoryNotWritable { path: path.into() });
-            }
-            Err(e) => return Err(open_err(e)),
-        };
         let read_only = writer.is_readonly(rusqlite::MAIN_DB).map_err(open_err)?;
-        let opened = match found {
-            Found::Foreign(app_id) => {
-                return Err(not_ours(format!(
-                    "it has other tables and application_id {app_id:#x}"
-                )));
-            }
-            Found::Ours(v) if v > SCHEMA_VERSION => {
-                return Err(StoreError::TooNew {
-                    path: path.into(),
-                    found: v,
-                    supported: SCHEMA_VERSION,
-                });
-            }
-            Found::Ours(SCHEMA_VERSION) => Opened::Existing,
-            Found::Ours(v) => {
-                schema::migrate(&mut writer, v).map_err(open_err)?;
-                Opened::Migrated(v)
-            }
-            Found::Empty if create == Create::Never => {
-                return Err(not_ours("it has no cx-webhook schema".into()));
-            }
-            Found::Empty => {
-                schema::migrate(&mut writer, 0).map_err(open_err)?;
-                if matches!(create, Create::IfMissing { seed: true }) {
-                    seed::seed(&mut writer)?;
-                }
-                Opened::Created
-            }
-        };
+        let opened = bring_to_schema(&mut writer, path, create)?;
         if !read_only {
             // WAL is a property of the file; setting it needs write access.
             writer

@@ -10,6 +10,7 @@
 use rusqlite::{Connection, params};
 
 use super::StoreError;
+use crate::domain::HOME_TIME_ZONE;
 use crate::domain::vocabulary::key;
 
 /// Number of demo accounts (`A1001` upwards).
@@ -245,22 +246,13 @@ fn seed_owners(tx: &Connection) -> Result<(), StoreError> {
 }
 
 fn seed_dealers(tx: &Connection) -> rusqlite::Result<()> {
-    let mut city = tx.prepare(
-        "INSERT INTO cities (city_key, name) VALUES (?1, ?2)
-         ON CONFLICT(city_key) DO UPDATE SET name = excluded.name",
-    )?;
-    let mut alias = tx.prepare(
-        "INSERT INTO city_aliases (alias_key, city_key) VALUES (?1, ?2)
-         ON CONFLICT(alias_key) DO UPDATE SET city_key = excluded.city_key",
-    )?;
-    let mut model = tx.prepare(
-        "INSERT INTO car_models (model_key, name) VALUES (?1, ?2)
-         ON CONFLICT(model_key) DO UPDATE SET name = excluded.name",
-    )?;
+    let mut city = upsert(tx, "cities", "city_key", "name")?;
+    let mut alias = upsert(tx, "city_aliases", "alias_key", "city_key")?;
+    let mut model = upsert(tx, "car_models", "model_key", "name")?;
     let mut dealer = tx.prepare(
         "INSERT INTO dealers (dealer_id, name, kind, city_key, postal_code, address, phone,
              time_zone, open_days, opens_at, closes_at, slot_minutes, slot_capacity)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'Asia/Kolkata', ?8, ?9, ?10, 30, ?11)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?12, ?8, ?9, ?10, 30, ?11)
          ON CONFLICT(dealer_id) DO UPDATE SET name = excluded.name, kind = excluded.kind,
              city_key = excluded.city_key, postal_code = excluded.postal_code,
              address = excluded.address, phone = excluded.phone, time_zone = excluded.time_zone,
@@ -306,6 +298,7 @@ fn seed_dealers(tx: &Connection) -> rusqlite::Result<()> {
                 opens,
                 closes,
                 capacity,
+                HOME_TIME_ZONE,
             ])?;
             for (m, (model_key, _, _, _)) in MODELS.iter().enumerate() {
                 // Service centres service every model; showrooms carry a rotating subset.
@@ -318,15 +311,23 @@ fn seed_dealers(tx: &Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// `INSERT INTO table (key, value) VALUES (?1, ?2)`, updating `value` when `key` is there: the
+/// statement every name and alias table is seeded with.
+fn upsert<'c>(
+    tx: &'c Connection,
+    table: &str,
+    key: &str,
+    value: &str,
+) -> rusqlite::Result<rusqlite::Statement<'c>> {
+    tx.prepare(&format!(
+        "INSERT INTO {table} ({key}, {value}) VALUES (?1, ?2)
+         ON CONFLICT({key}) DO UPDATE SET {value} = excluded.{value}"
+    ))
+}
+
 fn seed_prices(tx: &Connection) -> rusqlite::Result<()> {
-    let mut service = tx.prepare(
-        "INSERT INTO service_types (service_key, name) VALUES (?1, ?2)
-         ON CONFLICT(service_key) DO UPDATE SET name = excluded.name",
-    )?;
-    let mut alias = tx.prepare(
-        "INSERT INTO service_aliases (alias_key, service_key) VALUES (?1, ?2)
-         ON CONFLICT(alias_key) DO UPDATE SET service_key = excluded.service_key",
-    )?;
+    let mut service = upsert(tx, "service_types", "service_key", "name")?;
+    let mut alias = upsert(tx, "service_aliases", "alias_key", "service_key")?;
     let mut price = tx.prepare(
         "INSERT INTO service_prices (model_key, service_key, fuel_type, currency, parts_minor,
              labour_minor)

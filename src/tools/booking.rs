@@ -1,5 +1,5 @@
 //! Booking tools: `validateBooking` and `createBooking`, through the `booking.validate` and
-//! `booking.create` tags' own checks ([`crate::handlers::booking::check`]) and the same backends (the
+//! `booking.create` tags' own checks (`crate::handlers::booking::check`) and the same backends (the
 //! booking repository, or the remote booking API when `BOOKING_API_URL` is set).
 //!
 //! `createBooking` is idempotent per `request_id` (the agent may retry with the same one) and, like
@@ -11,12 +11,12 @@ use jiff::Timestamp;
 use serde_json::{Value, json};
 
 use super::{FieldError, Input, Problem, Tool, ToolResult, from_stop, prop};
-use crate::clients::booking_api::BookingApiError;
-use crate::domain::{BookingOutcome, Dealer, ServiceType};
+use crate::clients::booking_api::{BookingApiClient, BookingApiError};
+use crate::domain::{BookingDraft, BookingOutcome, Dealer, ServiceType};
 use crate::handlers::booking::{
     Form, Mode, Problem as CheckProblem, TAKEN, api_request, check, full_message, param_for_field,
+    store_down,
 };
-use crate::store::bookings::BookingError;
 
 /// `POST /tools/validate-booking`.
 pub const VALIDATE: Tool = Tool {
@@ -206,45 +206,7 @@ async fn create(input: Input) -> ToolResult {
         .map_err(|problems| Problem::invalid_fields(field_errors(&problems)))?;
     let deps = &input.deps;
     if let Some(api) = &deps.booking_api {
-        let made = api
-            .create(
-                &api_request(&draft),
-                draft.request_key.as_str(),
-                input.budget(),
-            )
-            .await;
-        return match made {
-            Ok(c) => Ok(confirmed(
-                &draft_view(&draft),
-                &dealer,
-                &service,
-                &c.booking_id,
-                &c.status,
-            )),
-            Err(BookingApiError::SlotTaken) => Err(slot_taken(vec![FieldError {
-                field: "booking_time".into(),
-                message: format!(
-                    "The {} slot on {} at {} {TAKEN}. Please choose another time.",
-                    draft.time, draft.date, dealer.name
-                ),
-            }])),
-            Err(BookingApiError::Rejected { field, message }) => {
-                let message = format!("The booking system couldn't accept that: {message}");
-                match field.as_deref().and_then(param_for_field) {
-                    Some(param) => Err(Problem::invalid(param, message)),
-                    None => Err(Problem::new(
-                        StatusCode::BAD_REQUEST,
-                        "booking_rejected",
-                        "Booking rejected",
-                        message,
-                    )),
-                }
-            }
-            // The client has logged these with their causes.
-            Err(_) => Err(Problem::unavailable(
-                "The booking system is not answering. Please retry shortly.",
-            )),
-        };
+        return create_remotely(api, &draft, &dealer, &service, input.budget()).await;
     }
     match deps.bookings.create(&draft, input.deadline).await {
         Ok(BookingOutcome::Confirmed { booking, replayed }) => {
@@ -270,17 +232,55 @@ async fn create(input: Input) -> ToolResult {
                 message: full_message(&dealer, draft.date, draft.time, &counts, TAKEN),
             }]))
         }
-        Err(e @ (BookingError::Unavailable(_) | BookingError::Deadline)) => {
-            tracing::warn!(
-                error = %crate::telemetry::error_chain(&e),
-                backend = deps.bookings.backend(),
-                "booking not taken"
-            );
-            Err(Problem::unavailable(
-                "Bookings cannot be taken right now. Please retry in a few minutes.",
-            ))
-        }
+        Err(e) if store_down(deps, &e, "booking not taken") => Err(Problem::unavailable(
+            "Bookings cannot be taken right now. Please retry in a few minutes.",
+        )),
         Err(e) => Err(from_stop("create-booking", e.into())),
+    }
+}
+
+/// `create` through the remote booking API (`BOOKING_API_URL`), as the tag's `book_remotely`.
+async fn create_remotely(
+    api: &BookingApiClient,
+    draft: &BookingDraft,
+    dealer: &Dealer,
+    service: &ServiceType,
+    budget: std::time::Duration,
+) -> ToolResult {
+    let made = api
+        .create(&api_request(draft), draft.request_key.as_str(), budget)
+        .await;
+    match made {
+        Ok(c) => Ok(confirmed(
+            &draft_view(draft),
+            dealer,
+            service,
+            &c.booking_id,
+            &c.status,
+        )),
+        Err(BookingApiError::SlotTaken) => Err(slot_taken(vec![FieldError {
+            field: "booking_time".into(),
+            message: format!(
+                "The {} slot on {} at {} {TAKEN}. Please choose another time.",
+                draft.time, draft.date, dealer.name
+            ),
+        }])),
+        Err(BookingApiError::Rejected { field, message }) => {
+            let message = format!("The booking system couldn't accept that: {message}");
+            match field.as_deref().and_then(param_for_field) {
+                Some(param) => Err(Problem::invalid(param, message)),
+                None => Err(Problem::new(
+                    StatusCode::BAD_REQUEST,
+                    "booking_rejected",
+                    "Booking rejected",
+                    message,
+                )),
+            }
+        }
+        // The client has logged these with their causes.
+        Err(_) => Err(Problem::unavailable(
+            "The booking system is not answering. Please retry shortly.",
+        )),
     }
 }
 

@@ -203,6 +203,11 @@ fn dealer_json(d: &Dealer) -> Value {
     })
 }
 
+/// 400 on `field`: `said`, then the known `names` (`... Services: a, b, c.`).
+fn unknown(field: &str, said: String, names: &[String]) -> Problem {
+    Problem::invalid(field, format!("{said}: {}.", names.join(", ")))
+}
+
 async fn service_cost(input: Input) -> ToolResult {
     let model_text = input.required_text("car_model", "the car model, e.g. Nexon")?;
     let service_text = input.required_text("service_type", "the kind of service")?;
@@ -211,23 +216,13 @@ async fn service_cost(input: Input) -> ToolResult {
     let down = |e| store_down(TOOL_COST, e);
     let Some(model) = catalog.model(&model_text).map_err(down)? else {
         let names = catalog.model_names().await.map_err(down)?;
-        return Err(Problem::invalid(
-            "car_model",
-            format!(
-                "I don't have prices for \"{model_text}\". Priced models: {}.",
-                names.join(", ")
-            ),
-        ));
+        let said = format!("I don't have prices for \"{model_text}\". Priced models");
+        return Err(unknown("car_model", said, &names));
     };
     let Some(service) = catalog.service(&service_text).map_err(down)? else {
         let names = catalog.service_names().await.map_err(down)?;
-        return Err(Problem::invalid(
-            "service_type",
-            format!(
-                "I don't know the service \"{service_text}\". Services: {}.",
-                names.join(", ")
-            ),
-        ));
+        let said = format!("I don't know the service \"{service_text}\". Services");
+        return Err(unknown("service_type", said, &names));
     };
     let prices = catalog.prices(&model, &service.key).map_err(down)?;
     let fuels: Vec<&str> = prices.iter().map(|p| p.fuel.as_str()).collect();

@@ -15,7 +15,9 @@
 //! 1. route: a row of [`TOOLS`] (404), `POST` only (405 with `Allow`);
 //! 2. auth: the webhook's [`crate::auth::Authenticator`] (401/403/503), or, for the account tools,
 //!    the end user's verified identity ([`verified_end_user`]; 401 without one);
-//! 3. body: JSON (415), at most `max_body_bytes` (413), within `body_read_timeout` (408), an object (400);
+//! 3. body, read by the webhook's reader ([`crate::body`]): JSON (415), at most `max_body_bytes`
+//!    (413), within `body_read_timeout` (408), within the connection's body budget (503 with
+//!    `Retry-After`), an object (400);
 //! 4. the tool, under the webhook deadline (503 on overrun, 500 without internals on a panic).
 //!
 //! Each call logs one line: tool, status, problem code, caller and latency (never a field's value).
@@ -37,12 +39,13 @@ use bytes::Bytes;
 use futures_util::FutureExt;
 use http::header::{self, HeaderValue};
 use http::{HeaderMap, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use http_body_util::Full;
 use hyper::body::Incoming;
 use serde_json::{Map, Value, json};
 use tokio::time::Instant;
 
 use crate::app::App;
+use crate::body::{self, BodyBudget, BodyError};
 use crate::cx::{Params, WebhookRequest};
 use crate::domain::AccountId;
 use crate::handlers::{Deps, Stop, answer_reserve};
@@ -232,7 +235,7 @@ pub async fn verified_end_user(app: &App, headers: &HeaderMap) -> Result<Option<
 type Body = Full<Bytes>;
 
 /// Answers a request whose path [`handles`].
-pub async fn serve(app: &App, req: Request<Incoming>) -> Response<Body> {
+pub async fn serve(app: &App, req: Request<Incoming>, bodies: &BodyBudget) -> Response<Body> {
     let started = std::time::Instant::now();
     let path = req.uri().path().to_owned();
     let mut caller = None;
@@ -244,7 +247,7 @@ pub async fn serve(app: &App, req: Request<Incoming>) -> Response<Body> {
             None => Err(not_found(&path)),
             Some(t) => {
                 name = t.name;
-                call(app, deps, t, req, &mut caller).await
+                call(app, deps, t, req, bodies, &mut caller).await
             }
         },
     };
@@ -337,6 +340,7 @@ async fn call(
     deps: Arc<Deps>,
     tool: &'static Tool,
     req: Request<Incoming>,
+    bodies: &BodyBudget,
     caller: &mut Option<String>,
 ) -> Result<Response<Body>, Problem> {
     if req.method() != Method::POST {
@@ -359,7 +363,7 @@ async fn call(
         *caller = who.email;
         None
     };
-    let body = read_object(app, req).await?;
+    let body = read_object(app, req, bodies).await?;
     let mut input = Input::new(deps, body, deadline);
     input.end_user = end_user;
     let run = AssertUnwindSafe((tool.run)(input)).catch_unwind();
@@ -379,68 +383,16 @@ async fn call(
     Ok(json_response(StatusCode::OK, &answer))
 }
 
-/// The body as a JSON object, within the server's limits.
-async fn read_object(app: &App, req: Request<Incoming>) -> Result<Map<String, Value>, Problem> {
+/// The body as a JSON object, within the server's limits and the connection's body budget.
+async fn read_object(
+    app: &App,
+    req: Request<Incoming>,
+    bodies: &BodyBudget,
+) -> Result<Map<String, Value>, Problem> {
     let config = &app.config;
-    let content_type = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let essence = content_type
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    if essence != "application/json" {
-        return Err(Problem::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            "Unsupported media type",
-            "The body must be a JSON object sent as `Content-Type: application/json`.",
-        ));
-    }
-    let too_large = || {
-        Problem::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
-            "Body too large",
-            format!("The body exceeds {} bytes.", config.max_body_bytes),
-        )
-    };
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > config.max_body_bytes as u64) {
-        return Err(too_large());
-    }
-    let body = Limited::new(req.into_body(), config.max_body_bytes);
-    let bytes = match tokio::time::timeout(config.body_read_timeout, body.collect()).await {
-        Err(_) => {
-            return Err(Problem::new(
-                StatusCode::REQUEST_TIMEOUT,
-                "body_timeout",
-                "Body timeout",
-                format!(
-                    "The body did not arrive within {} s.",
-                    config.body_read_timeout.as_secs()
-                ),
-            ));
-        }
-        Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => return Err(too_large()),
-        Ok(Err(_)) => {
-            return Err(Problem::new(
-                StatusCode::BAD_REQUEST,
-                "body_unreadable",
-                "Body unreadable",
-                "The body could not be read.",
-            ));
-        }
-        Ok(Ok(collected)) => collected.to_bytes(),
-    };
+    let (bytes, _hold) = body::read(req, body::json_only, config, bodies)
+        .await
+        .map_err(|e| body_problem(e, config, bodies))?;
     match serde_json::from_slice::<Value>(&bytes) {
         Ok(Value::Object(map)) => Ok(map),
         Ok(_) => Err(Problem::new(
@@ -462,17 +414,53 @@ async fn read_object(app: &App, req: Request<Incoming>) -> Result<Map<String, Va
     }
 }
 
+/// A body that could not be read, as a problem.
+fn body_problem(error: BodyError, config: &crate::config::Config, budget: &BodyBudget) -> Problem {
+    match error {
+        BodyError::UnsupportedMediaType(_) => Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "Unsupported media type",
+            "The body must be a JSON object sent as `Content-Type: application/json`.",
+        ),
+        BodyError::TooLarge => Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            "Body too large",
+            format!("The body exceeds {} bytes.", config.max_body_bytes),
+        ),
+        BodyError::Timeout => Problem::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "body_timeout",
+            "Body timeout",
+            format!(
+                "The body did not arrive within {} s.",
+                config.body_read_timeout.as_secs()
+            ),
+        ),
+        BodyError::OverBudget => Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "connection_body_budget",
+            "Connection body budget spent",
+            format!(
+                "This connection's requests hold more than {} bytes of bodies at once. \
+                 Retry, or spread the requests over more connections.",
+                budget.limit()
+            ),
+        )
+        .retry_after(1),
+        BodyError::Unreadable(_) => Problem::new(
+            StatusCode::BAD_REQUEST,
+            "body_unreadable",
+            "Body unreadable",
+            "The body could not be read.",
+        ),
+    }
+}
+
 fn json_response(status: StatusCode, value: &Value) -> Response<Body> {
     let body = serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec());
-    let mut response = Response::new(Full::new(Bytes::from(body)));
-    *response.status_mut() = status;
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
+    body::json_answer(status, "application/json", body)
 }
 
 /// `{"type": "string", ...}` with a description and an example: the property shape every tool uses.

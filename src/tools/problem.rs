@@ -162,11 +162,8 @@ impl Problem {
     pub fn into_response(self) -> Response<Full<Bytes>> {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let body = serde_json::to_vec(&self).unwrap_or_default();
-        let mut response = Response::new(Full::new(Bytes::from(body)));
-        *response.status_mut() = status;
+        let mut response = crate::body::json_answer(status, PROBLEM_JSON, body);
         let headers = response.headers_mut();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
-        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         let extra = self.headers.map(|h| *h).unwrap_or_default();
         if let Some(secs) = extra.retry_after {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));

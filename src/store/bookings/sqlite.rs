@@ -23,11 +23,8 @@ use jiff::civil::Date;
 use rusqlite::{Connection, ErrorCode, OptionalExtension, TransactionBehavior, params};
 use tokio::time::Instant;
 
-use super::{BookingError, BookingRepository, RepoFuture};
-use crate::domain::{
-    Booking, BookingDraft, BookingId, BookingOutcome, BookingStatus, DealerId, ServiceKey,
-    SlotCounts, SlotTime, VehicleNumber,
-};
+use super::{BookingError, BookingRepository, BookingRow, RepoFuture, slot_counts};
+use crate::domain::{Booking, BookingDraft, BookingId, BookingOutcome, DealerId, SlotCounts};
 use crate::store::{BUSY_TIMEOUT, Store, StoreError, bad_value};
 
 /// Bookings in a [`Store`]'s file.
@@ -47,18 +44,9 @@ const BOOKING_COLUMNS: &str =
     "booking_id, dealer_id, slot_date, slot_time, vehicle_number, service_key, status";
 
 fn booking_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Booking> {
-    let text = |i: usize| r.get::<_, String>(i);
-    let (id, dealer, date, time, vehicle, status) =
-        (text(0)?, text(1)?, text(2)?, text(3)?, text(4)?, text(6)?);
-    Ok(Booking {
-        id: BookingId::parse(&id).ok_or_else(|| bad_value("booking id", &id))?,
-        dealer: DealerId::parse(&dealer).ok_or_else(|| bad_value("dealer id", &dealer))?,
-        date: date.parse().map_err(|_| bad_value("date", &date))?,
-        time: SlotTime::parse(&time).ok_or_else(|| bad_value("time", &time))?,
-        vehicle: VehicleNumber::parse(&vehicle).ok_or_else(|| bad_value("vehicle", &vehicle))?,
-        service: ServiceKey::new(text(5)?),
-        status: BookingStatus::from_stored(&status).ok_or_else(|| bad_value("status", &status))?,
-    })
+    BookingRow::read(|i| r.get::<_, String>(i))?
+        .into_booking()
+        .map_err(|e| bad_value(e.what, &e.value))
 }
 
 /// Confirmed bookings in one slot.
@@ -239,15 +227,7 @@ impl BookingRepository for SqliteBookings {
                     rows.collect()
                 })
                 .map_err(|e| BookingError::Failed(e.into()))?;
-            let counts = rows
-                .into_iter()
-                .map(|(t, n)| {
-                    SlotTime::parse(&t)
-                        .map(|slot| (slot, n))
-                        .ok_or_else(|| BookingError::Failed(format!("bad slot time {t:?}").into()))
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok(SlotCounts::new(counts))
+            slot_counts(rows).map_err(|e| BookingError::Failed(e.into()))
         })
     }
 
@@ -275,7 +255,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::domain::{RequestKey, SlotTime};
+    use crate::domain::{RequestKey, ServiceKey, SlotTime, VehicleNumber};
     use crate::store::Create;
 
     fn draft(n: u32) -> BookingDraft {

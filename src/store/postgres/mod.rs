@@ -2,7 +2,7 @@
 //!
 //! Crates: tokio-postgres (the maintained async driver: pipelining, Unix sockets, binary protocol)
 //! under a deadpool pool (async, small, lets us supply the connect step, which IAM authentication
-//! needs: see [`connect`]). TLS is rustls with aws-lc-rs, the one crypto library of the build.
+//! needs: see `connect.rs`). TLS is rustls with aws-lc-rs, the one crypto library of the build.
 //!
 //! **Atomicity.** [`PostgresBookings::create`] runs one READ COMMITTED transaction:
 //! 1. a booking with the same request key, or a confirmed one of the same vehicle in the same slot,
@@ -57,10 +57,11 @@ pub use migrations::{Migrated, SCHEMA_VERSION, SchemaError};
 pub use settings::{PgAuth, PgSettings, PgSettingsError, TlsMode};
 
 use crate::domain::{
-    AccountId, Booking, BookingDraft, BookingId, BookingOutcome, BookingStatus, DealerId,
-    ServiceKey, SlotCounts, SlotTime, VehicleNumber,
+    AccountId, Booking, BookingDraft, BookingId, BookingOutcome, DealerId, SlotCounts,
 };
-use crate::store::bookings::{BookingError, BookingRepository, BoxError, RepoFuture};
+use crate::store::bookings::{
+    BookingError, BookingRepository, BookingRow, BoxError, RepoFuture, slot_counts,
+};
 use crate::store::pins::{Attempt, Counter, PinAttempts, begin_step, finish_step};
 
 type Pool = managed::Pool<Connector>;
@@ -339,6 +340,10 @@ impl PostgresBookings {
 }
 
 /// One create transaction (see the module docs); `conn` is closed by the caller on any error.
+///
+/// Long on purpose: it is one transaction read top to bottom (timeouts, replay check, slot claim,
+/// insert with id retries), and every early return must end it with ROLLBACK or COMMIT; split into
+/// parts, each part would have to know what state the transaction is in.
 async fn create_tx(
     conn: &mut Conn,
     draft: &BookingDraft,
@@ -481,26 +486,11 @@ const INSERT: &str =
     VALUES ($1, $2, $3, $4::text::date, $5::text::time, $6, $7, $8, $9, 'confirmed')
     ON CONFLICT DO NOTHING";
 
-fn bad(what: &str, value: &str) -> BookingError {
-    BookingError::Failed(format!("stored {what} {value:?} is not valid").into())
-}
-
 fn booking_row(row: &Row) -> Result<Booking, BookingError> {
-    let text = |i: usize| -> Result<String, BookingError> {
-        row.try_get::<_, String>(i)
-            .map_err(|e| BookingError::Failed(e.into()))
-    };
-    let (id, dealer, date, time) = (text(0)?, text(1)?, text(2)?, text(3)?);
-    let (vehicle, service, status) = (text(4)?, text(5)?, text(6)?);
-    Ok(Booking {
-        id: BookingId::parse(&id).ok_or_else(|| bad("booking id", &id))?,
-        dealer: DealerId::parse(&dealer).ok_or_else(|| bad("dealer id", &dealer))?,
-        date: date.parse::<Date>().map_err(|_| bad("date", &date))?,
-        time: SlotTime::parse(&time).ok_or_else(|| bad("time", &time))?,
-        vehicle: VehicleNumber::parse(&vehicle).ok_or_else(|| bad("vehicle", &vehicle))?,
-        service: ServiceKey::new(service),
-        status: BookingStatus::from_stored(&status).ok_or_else(|| bad("status", &status))?,
-    })
+    BookingRow::read(|i| row.try_get::<_, String>(i))
+        .map_err(|e| BookingError::Failed(e.into()))?
+        .into_booking()
+        .map_err(|e| BookingError::Failed(e.into()))
 }
 
 /// Closes a connection instead of returning it to the pool (its state is unknown).
@@ -584,10 +574,9 @@ impl BookingRepository for PostgresBookings {
             for row in rows {
                 let time: String = row.try_get(0).map_err(|e| BookingError::Failed(e.into()))?;
                 let n: i32 = row.try_get(1).map_err(|e| BookingError::Failed(e.into()))?;
-                let slot = SlotTime::parse(&time).ok_or_else(|| bad("time", &time))?;
-                counts.push((slot, u32::try_from(n).unwrap_or(0)));
+                counts.push((time, u32::try_from(n).unwrap_or(0)));
             }
-            Ok(SlotCounts::new(counts))
+            slot_counts(counts).map_err(|e| BookingError::Failed(e.into()))
         })
     }
 

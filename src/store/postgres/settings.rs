@@ -112,26 +112,7 @@ impl PgSettings {
         let mut config = tokio_postgres::Config::from_str(&rest)
             // tokio-postgres's messages name the option, never its value.
             .map_err(|e| err(format!("cannot parse: {e}")))?;
-        let tls = match sslmode.as_deref() {
-            None | Some("prefer") => TlsMode::Prefer,
-            Some("disable") => TlsMode::Disable,
-            Some("require") => TlsMode::Require,
-            Some("verify-full") => TlsMode::VerifyFull {
-                root_cert: root_cert.clone().map(PathBuf::from),
-            },
-            Some("allow") | Some("verify-ca") => {
-                return Err(err(format!(
-                    "sslmode={} is not supported: use disable, prefer, require or verify-full",
-                    sslmode.unwrap_or_default()
-                )));
-            }
-            Some(other) => return Err(err(format!("sslmode={other:?} is not a libpq sslmode"))),
-        };
-        if root_cert.is_some() && !matches!(tls, TlsMode::VerifyFull { .. }) {
-            return Err(err(
-                "sslrootcert is only used with sslmode=verify-full".into()
-            ));
-        }
+        let tls = tls_mode(sslmode.as_deref(), root_cert).map_err(err)?;
         if config.get_hosts().is_empty() {
             return Err(err(
                 "no host: give host=/cloudsql/PROJECT:REGION:INSTANCE or a TCP host".into(),
@@ -186,6 +167,28 @@ impl PgSettings {
             .iter()
             .all(|h| !matches!(h, Host::Tcp(_)))
     }
+}
+
+/// The TLS mode a libpq `sslmode` (and `sslrootcert`) asks for, or why it cannot be served.
+fn tls_mode(sslmode: Option<&str>, root_cert: Option<String>) -> Result<TlsMode, String> {
+    let tls = match sslmode {
+        None | Some("prefer") => TlsMode::Prefer,
+        Some("disable") => TlsMode::Disable,
+        Some("require") => TlsMode::Require,
+        Some("verify-full") => TlsMode::VerifyFull {
+            root_cert: root_cert.clone().map(PathBuf::from),
+        },
+        Some(mode @ ("allow" | "verify-ca")) => {
+            return Err(format!(
+                "sslmode={mode} is not supported: use disable, prefer, require or verify-full"
+            ));
+        }
+        Some(other) => return Err(format!("sslmode={other:?} is not a libpq sslmode")),
+    };
+    if root_cert.is_some() && !matches!(tls, TlsMode::VerifyFull { .. }) {
+        return Err("sslrootcert is only used with sslmode=verify-full".into());
+    }
+    Ok(tls)
 }
 
 impl fmt::Display for PgSettings {
