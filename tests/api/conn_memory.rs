@@ -1,7 +1,8 @@
 //! Memory per connection is bounded (issue 14, item 5): an HTTP/1 request head larger than the read
 //! buffer cap is refused with 431, and the request bodies one h2c connection's streams collect share
 //! a budget: past it a stream gets 503 `connection_body_budget` at once instead of being buffered,
-//! while other connections are served. Loopback only; every wait is bounded.
+//! while other connections are served; `/tools/` bodies count against the same budget. Loopback
+//! only; every wait is bounded.
 
 use crate::common;
 
@@ -10,7 +11,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::{assert_ok, spawn_app};
+use common::{TestApp, assert_ok, spawn_app};
 use http_body_util::BodyExt;
 use hyper::body::{Body, Frame};
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -54,28 +55,32 @@ async fn an_http1_request_head_over_64_kib_is_431() {
     assert_ok(&app.post_fixture("unknown-tag.json").await);
 }
 
-#[tokio::test]
-async fn h2c_bodies_past_the_connection_budget_are_503_and_other_connections_are_served() {
-    // MAX_BODY_BYTES is 256 KiB by default: the budget per connection is 1 MiB.
-    let app = spawn_app().await;
+/// Opens one h2c connection to `path` whose eight streams each send 200 KiB of a 250,000-byte body
+/// and stall (1.6 MB against the 1 MiB budget of the default MAX_BODY_BYTES), and returns the first
+/// two answers: past the budget they come at once, not after the body read timeout. The streams are
+/// dropped with the returned guard.
+async fn two_answers_to_stalled_h2c_bodies(
+    app: &TestApp,
+    path: &str,
+) -> (Vec<(http::response::Parts, serde_json::Value)>, AbortOnDrop) {
     let stream = TcpStream::connect(app.addr).await.unwrap();
     let (sender, conn) =
         hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
             .await
             .unwrap();
-    let conn = tokio::spawn(conn);
-    // Eight streams each send 200 KiB of a 250,000-byte body and stall: 1.6 MB against 1 MiB.
+    let mut tasks = vec![tokio::spawn(async move {
+        let _ = conn.await;
+    })];
     let (tx, mut answers) = tokio::sync::mpsc::unbounded_channel();
-    let mut streams = Vec::new();
     for _ in 0..8 {
         let mut sender = sender.clone();
-        let request = http::Request::post(app.url("/webhook"))
+        let request = http::Request::post(app.url(path))
             .header("content-type", "application/json")
             .header("content-length", "250000")
             .body(Stalls(Some(Bytes::from(vec![b' '; 200 * 1024]))))
             .unwrap();
         let tx = tx.clone();
-        streams.push(tokio::spawn(async move {
+        tasks.push(tokio::spawn(async move {
             if let Ok(response) = sender.send_request(request).await {
                 let (parts, body) = response.into_parts();
                 let body = body
@@ -83,26 +88,68 @@ async fn h2c_bodies_past_the_connection_budget_are_503_and_other_connections_are
                     .await
                     .map(|b| b.to_bytes())
                     .unwrap_or_default();
-                let _ = tx.send((parts, body));
+                let _ = tx.send((parts, serde_json::from_slice(&body).unwrap()));
             }
         }));
     }
-    // At least two streams' worth of bytes do not fit: those are refused at once (the others wait
-    // for the rest of their bodies, up to the body read timeout).
+    let mut first = Vec::new();
     for _ in 0..2 {
-        let (parts, body) = tokio::time::timeout(Duration::from_secs(5), answers.recv())
+        let answer = tokio::time::timeout(Duration::from_secs(5), answers.recv())
             .await
             .expect("a refusal within 5 s, not a wait for the body timeout")
             .unwrap();
-        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        first.push(answer);
+    }
+    (first, AbortOnDrop(tasks))
+}
+
+/// Aborts its tasks when dropped.
+struct AbortOnDrop(Vec<tokio::task::JoinHandle<()>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        for task in &self.0 {
+            task.abort();
+        }
+    }
+}
+
+#[tokio::test]
+async fn h2c_bodies_past_the_connection_budget_are_503_and_other_connections_are_served() {
+    let app = spawn_app().await;
+    let (answers, _streams) = two_answers_to_stalled_h2c_bodies(&app, "/webhook").await;
+    for (parts, body) in answers {
         assert_eq!(parts.status, 503, "{body}");
         assert_eq!(body["error"]["code"], "connection_body_budget", "{body}");
         assert_eq!(parts.headers["retry-after"], "1");
     }
     // The budget is per connection: a client on another one is served while these stall.
     assert_ok(&app.post_fixture("unknown-tag.json").await);
-    for s in streams {
-        s.abort();
+}
+
+#[tokio::test]
+async fn h2c_tool_bodies_share_the_same_budget_and_get_503_problems() {
+    let (app, _dir) = crate::tools::local().await;
+    let (answers, _streams) = two_answers_to_stalled_h2c_bodies(&app, "/tools/find-dealers").await;
+    for (parts, problem) in answers {
+        assert_eq!(parts.status, 503, "{problem}");
+        assert_eq!(parts.headers["content-type"], "application/problem+json");
+        assert_eq!(parts.headers["retry-after"], "1");
+        assert_eq!(
+            problem["type"], "urn:cx-webhook:problem:connection_body_budget",
+            "{problem}"
+        );
     }
-    conn.abort();
+    let served = crate::tools::post(
+        &app,
+        "find-dealers",
+        serde_json::json!({"location": "411001"}),
+    )
+    .await;
+    assert_eq!(
+        served.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&served.body)
+    );
 }

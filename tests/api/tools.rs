@@ -32,11 +32,11 @@ async fn spawn_tools(mut config: Config) -> (TestApp, tempfile::TempDir) {
     (spawn_app_from(app, store).await, dir)
 }
 
-async fn local() -> (TestApp, tempfile::TempDir) {
+pub(crate) async fn local() -> (TestApp, tempfile::TempDir) {
     spawn_tools(Config::local()).await
 }
 
-async fn post(app: &TestApp, tool: &str, body: Value) -> Answer {
+pub(crate) async fn post(app: &TestApp, tool: &str, body: Value) -> Answer {
     app.call(
         Method::POST,
         &format!("/tools/{tool}"),
@@ -532,6 +532,19 @@ async fn bodies_are_checked_like_the_webhooks() {
         )
         .await;
     problem(&a, 415);
+    // Plain `application/json` only (the webhook also takes `+json` types).
+    let a = app
+        .call(
+            Method::POST,
+            path,
+            &[("content-type", "application/vnd.api+json")],
+            b"{}".to_vec(),
+        )
+        .await;
+    assert_eq!(
+        problem(&a, 415)["type"],
+        "urn:cx-webhook:problem:unsupported_media_type"
+    );
     let json_ct = [("content-type", "application/json")];
     problem(
         &app.call(Method::POST, path, &json_ct, b"{nope".to_vec())
