@@ -511,6 +511,8 @@ mod tests {
                 "--tag",
                 "--param",
                 "--webhook-token",
+                "--user",
+                "--dev-idp-url",
                 "--rust-log",
             ] {
                 assert!(help.contains(own), "{own} missing:\n{help}");
