@@ -105,32 +105,20 @@ fn wait_for_lines(log: &Arc<Mutex<Vec<String>>>, message: &str, n: usize) {
     }
 }
 
-/// Runs `cx-webhook send ARGS` with only `env` set (and an empty `HOME`).
+/// Runs `cx-webhook send ARGS` with only `env` set (no credentials are looked up: the agent's token
+/// is a literal one); stderr is echoed for a failing test's output.
 fn send(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let home = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_cx-webhook"))
-        .env_clear()
-        .env("HOME", home.path())
-        .envs(env.iter().copied())
-        .arg("send")
-        .args(args)
-        .output()
-        .unwrap();
-    eprintln!(
-        "send {args:?}: {:?}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let mut command = Command::new(env!("CARGO_BIN_EXE_cx-webhook"));
+    command.env_clear().envs(env.iter().copied());
+    let out = command.arg("send").args(args).output().unwrap();
+    eprintln!("send {args:?}: {:?}\n{}", out.status, stderr(&out));
     out
 }
 
-fn stdout_json(out: &Output) -> Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "stdout is not JSON ({e}): {}",
-            String::from_utf8_lossy(&out.stdout)
-        )
-    })
+/// The answer of a send that succeeded (exit code 0), as JSON.
+fn answer(out: &Output) -> Value {
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(out));
+    serde_json::from_slice(&out.stdout).expect("stdout is the answer's JSON")
 }
 
 fn first_text(answer: &Value) -> &str {
@@ -169,8 +157,7 @@ fn send_user_shows_the_users_own_balance_and_no_one_elses() {
         &["--user", "demo-user-1", "--example", "account-balance"],
         &env,
     );
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert_eq!(first_text(&stdout_json(&out)), A1001_BALANCE);
+    assert_eq!(first_text(&answer(&out)), A1001_BALANCE);
     let err = stderr(&out);
     assert!(
         err.contains("signed in as demo-user-1") && err.contains("payload.userIdToken"),
@@ -183,20 +170,15 @@ fn send_user_shows_the_users_own_balance_and_no_one_elses() {
         &["--user", "demo-user-2", "--example", "account-balance"],
         &env,
     );
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let body = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        first_text(&stdout_json(&out)).contains("couldn't find account A1001"),
-        "{body}"
-    );
+    let body = answer(&out).to_string();
+    assert!(body.contains("couldn't find account A1001"), "{body}");
     for digits in ["1,25,430", "125430", "430.50", "430.5"] {
         assert!(!body.contains(digits), "{digits} in {body}");
     }
 
     // demo-user-1 has two accounts: without an account number, the answer asks which.
     let out = send(&["--user", "demo-user-1", "--tag", "account.balance"], &env);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let body = String::from_utf8_lossy(&out.stdout).into_owned();
+    let body = answer(&out).to_string();
     assert!(
         body.contains("A1001") && body.contains("A1002"),
         "chips: {body}"
@@ -205,13 +187,12 @@ fn send_user_shows_the_users_own_balance_and_no_one_elses() {
 
     // Nobody signed in: no balance, and the agent is told to route to sign-in.
     let out = send(&["--example", "account-balance"], &env);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let answer = stdout_json(&out);
-    assert!(!answer.to_string().contains("1,25,430"), "{answer}");
+    let nobody = answer(&out);
+    assert!(!nobody.to_string().contains("1,25,430"), "{nobody}");
     assert_eq!(
-        answer["sessionInfo"]["parameters"]["auth_required"],
+        nobody["sessionInfo"]["parameters"]["auth_required"],
         Value::Bool(true),
-        "{answer}"
+        "{nobody}"
     );
     server.stop();
 }
@@ -227,14 +208,12 @@ fn send_user_puts_the_token_where_end_user_token_field_says() {
 
     // In the default field the server does not look: not signed in.
     let out = send(&args, &env);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert!(!String::from_utf8_lossy(&out.stdout).contains("1,25,430"));
+    assert!(!answer(&out).to_string().contains("1,25,430"));
 
     // The setting the server reads, given to send too.
     env.push(("END_USER_TOKEN_FIELD", "firebaseIdToken"));
     let out = send(&args, &env);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert_eq!(first_text(&stdout_json(&out)), A1001_BALANCE);
+    assert_eq!(first_text(&answer(&out)), A1001_BALANCE);
     assert!(stderr(&out).contains("payload.firebaseIdToken"));
     server.stop();
 }
