@@ -513,10 +513,8 @@ async fn booking_create_goes_to_the_remote_api_when_configured() {
     let api = FakeApi::start(vec![Action::Respond(201, CREATED)]).await;
     let app = app_with_remote_bookings(&api).await;
     let day = common::open_day(3);
-    let request = common::create_request(day, json!({}));
-    let a = app
-        .post_webhook(serde_json::to_vec(&request).unwrap())
-        .await;
+    let request = common::booking_create(day);
+    let a = app.post(request.clone()).await;
     let v = a.json();
     assert_eq!(v["sessionInfo"]["parameters"]["booking_id"], "B-1001");
     assert_eq!(
@@ -534,7 +532,7 @@ async fn booking_create_goes_to_the_remote_api_when_configured() {
     assert_eq!(seen[0].authorization, setup.bearer_for(&api.origin()));
     let key = format!(
         "s-4f9e2b/{}",
-        request["detectIntentResponseId"].as_str().unwrap()
+        request.json()["detectIntentResponseId"].as_str().unwrap()
     );
     assert_eq!(seen[0].idempotency_key.as_deref(), Some(key.as_str()));
     assert_eq!(seen[0].body["dealer_id"], "D-PUN-01");
@@ -549,8 +547,7 @@ async fn booking_create_goes_to_the_remote_api_when_configured() {
 #[tokio::test]
 async fn remote_refusals_become_answers_that_ask_again() {
     setup();
-    let request =
-        serde_json::to_vec(&common::create_request(common::open_day(3), json!({}))).unwrap();
+    let request = common::booking_create(common::open_day(3)).build();
 
     let api = FakeApi::start(vec![Action::Respond(409, r#"{"code":"slot_taken"}"#)]).await;
     let a = app_with_remote_bookings(&api)

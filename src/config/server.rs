@@ -20,6 +20,9 @@ pub const DEFAULT_HEADER_READ_TIMEOUT_SECS: u64 = 10;
 pub const DEFAULT_BODY_READ_TIMEOUT_SECS: u64 = 10;
 /// Default `WEBHOOK_DEADLINE_MS`: under Dialogflow's default webhook timeout of 5 s.
 pub const DEFAULT_WEBHOOK_DEADLINE_MS: u64 = 4500;
+/// Shortest `WEBHOOK_DEADLINE_MS`. The answer reserve scales down with it (a quarter of what is left
+/// under 800 ms), so even this leaves a store read or a cached weather answer most of the call.
+const MIN_WEBHOOK_DEADLINE_MS: u64 = 10;
 /// Default `SHUTDOWN_GRACE_SECS`: Cloud Run allows 10 s after SIGTERM.
 pub const DEFAULT_SHUTDOWN_GRACE_SECS: u64 = 8;
 /// Default `DATABASE_PATH`.
@@ -64,8 +67,8 @@ pub struct ServerArgs {
 
     /// Budget for answering one webhook call, in milliseconds.
     ///
-    /// Keep it under the webhook timeout configured in Dialogflow (5 s by default). On overrun
-    /// the caller still gets a 200 answer.
+    /// 10 to 29000. Keep it under the webhook timeout configured in Dialogflow (5 s by default).
+    /// On overrun the caller still gets a 200 answer.
     #[arg(
         long,
         env, value_name = "MS",
@@ -129,9 +132,10 @@ impl ServerArgs {
                 self.max_body_bytes
             ));
         }
-        if !(100..=29_000).contains(&self.webhook_deadline_ms) {
+        if !(MIN_WEBHOOK_DEADLINE_MS..=29_000).contains(&self.webhook_deadline_ms) {
             problems.push(format!(
-                "WEBHOOK_DEADLINE_MS: {} is outside 100..=29000 (Dialogflow's webhook timeout is at most 30 s)",
+                "WEBHOOK_DEADLINE_MS: {} is outside {MIN_WEBHOOK_DEADLINE_MS}..=29000 (below that a call's own scheduling \
+                 takes the budget; Dialogflow's webhook timeout is at most 30 s)",
                 self.webhook_deadline_ms
             ));
         }

@@ -9,8 +9,10 @@ use reqwest::Url;
 use super::url::{Schemes, parse_url, without_query};
 use crate::clients::weather::{DEFAULT_FORECAST_URL, DEFAULT_GEOCODING_URL};
 
-/// Default `WEATHER_TIMEOUT_MS`.
+/// Default `WEATHER_TIMEOUT_MS` (when `WEBHOOK_DEADLINE_MS` is longer).
 pub const DEFAULT_WEATHER_TIMEOUT_MS: u64 = 2500;
+/// Shortest `WEATHER_TIMEOUT_MS`: enough for a cached or loopback answer, not for a round trip.
+const MIN_WEATHER_TIMEOUT_MS: u64 = 10;
 /// Default `WEATHER_CACHE_TTL_SECS`: ten minutes.
 pub const DEFAULT_WEATHER_CACHE_TTL_SECS: u64 = 600;
 /// Default `WEATHER_STALE_TTL_SECS`: an hour.
@@ -30,9 +32,10 @@ pub struct WeatherArgs {
 
     /// Budget for one weather lookup (geocoding and forecast together) in milliseconds.
     ///
-    /// Must be below WEBHOOK_DEADLINE_MS. A call with less time left gets what it has left.
-    #[arg(long, env, value_name = "MS", default_value_t = DEFAULT_WEATHER_TIMEOUT_MS, hide_short_help = true)]
-    pub weather_timeout_ms: u64,
+    /// 10 up to WEBHOOK_DEADLINE_MS. Unset: 2500, or WEBHOOK_DEADLINE_MS when that is shorter. A
+    /// call with less time left gets what it has left, less the time kept to answer.
+    #[arg(long, env, value_name = "MS", hide_short_help = true)]
+    pub weather_timeout_ms: Option<u64>,
 
     /// Seconds a place's conditions are reused without asking the provider again.
     ///
@@ -105,12 +108,19 @@ impl WeatherArgs {
         let geocoding_url = url("WEATHER_GEOCODING_URL", &self.weather_geocoding_url);
         let forecast_url = url("WEATHER_FORECAST_URL", &self.weather_forecast_url);
         let before = problems.len();
-        if self.weather_timeout_ms < 100 || self.weather_timeout_ms >= deadline_ms {
-            problems.push(format!(
-                "WEATHER_TIMEOUT_MS: {} must be at least 100 and below WEBHOOK_DEADLINE_MS ({deadline_ms})",
-                self.weather_timeout_ms
-            ));
-        }
+        // Unset, the budget follows a short deadline down: a per-call budget never exceeds the
+        // deadline anyway, and refusing the default would make every short deadline need two settings.
+        let timeout_ms = match self.weather_timeout_ms {
+            None => DEFAULT_WEATHER_TIMEOUT_MS.min(deadline_ms),
+            Some(ms) if (MIN_WEATHER_TIMEOUT_MS..=deadline_ms).contains(&ms) => ms,
+            Some(ms) => {
+                problems.push(format!(
+                    "WEATHER_TIMEOUT_MS: {ms} must be between {MIN_WEATHER_TIMEOUT_MS} and WEBHOOK_DEADLINE_MS \
+                     ({deadline_ms}); leave it unset to follow the deadline"
+                ));
+                ms
+            }
+        };
         if self.weather_cache_ttl_secs > 86_400 {
             problems.push(format!(
                 "WEATHER_CACHE_TTL_SECS: {} is more than 86400 (a day)",
@@ -131,7 +141,7 @@ impl WeatherArgs {
         Some(WeatherConfig {
             geocoding_url: geocoding_url?,
             forecast_url: forecast_url?,
-            timeout: Duration::from_millis(self.weather_timeout_ms),
+            timeout: Duration::from_millis(timeout_ms),
             cache_ttl: Duration::from_secs(self.weather_cache_ttl_secs),
             stale_ttl: Duration::from_secs(self.weather_stale_ttl_secs),
         })
@@ -164,7 +174,7 @@ mod tests {
         let mut args = parse(&["--auth-mode", "none"]);
         args.weather.weather_geocoding_url = "ftp://example.com/search".into();
         args.weather.weather_forecast_url = "https://user:hunter2@example.com/forecast".into();
-        args.weather.weather_timeout_ms = 4500;
+        args.weather.weather_timeout_ms = Some(4501);
         args.weather.weather_cache_ttl_secs = 7200;
         args.weather.weather_stale_ttl_secs = 60;
         let err: ConfigErrors = Config::from_args(&args).unwrap_err();
@@ -173,8 +183,52 @@ mod tests {
         assert!(text.contains("WEATHER_GEOCODING_URL must be an http or https URL"));
         assert!(text.contains("WEATHER_FORECAST_URL must not contain a user name or password"));
         assert!(!text.contains("hunter2"), "{text}");
-        assert!(text.contains("WEATHER_TIMEOUT_MS: 4500 must be at least 100 and below"));
+        assert!(text.contains(
+            "WEATHER_TIMEOUT_MS: 4501 must be between 10 and WEBHOOK_DEADLINE_MS (4500)"
+        ));
         assert!(text.contains("WEATHER_STALE_TTL_SECS: 60 must be between"));
+    }
+
+    #[test]
+    fn a_short_deadline_takes_the_weather_budget_down_with_it() {
+        let c = Config::from_args(&parse(&[
+            "--auth-mode",
+            "none",
+            "--webhook-deadline-ms",
+            "50",
+        ]))
+        .unwrap();
+        assert_eq!(c.deadline, Duration::from_millis(50));
+        assert_eq!(c.weather.timeout, Duration::from_millis(50));
+        let c = Config::from_args(&parse(&[
+            "--auth-mode",
+            "none",
+            "--webhook-deadline-ms",
+            "50",
+            "--weather-timeout-ms",
+            "30",
+        ]))
+        .unwrap();
+        assert_eq!(c.weather.timeout, Duration::from_millis(30));
+        for (deadline, weather, problem) in [
+            ("9", None, "WEBHOOK_DEADLINE_MS: 9 is outside 10..=29000"),
+            ("50", Some("9"), "WEATHER_TIMEOUT_MS: 9 must be between 10"),
+            (
+                "50",
+                Some("2500"),
+                "WEATHER_TIMEOUT_MS: 2500 must be between 10 and WEBHOOK_DEADLINE_MS (50)",
+            ),
+        ] {
+            let mut argv = vec!["--auth-mode", "none", "--webhook-deadline-ms", deadline];
+            argv.extend(
+                weather
+                    .map(|w| ["--weather-timeout-ms", w])
+                    .into_iter()
+                    .flatten(),
+            );
+            let text = Config::from_args(&parse(&argv)).unwrap_err().to_string();
+            assert!(text.contains(problem), "{deadline}/{weather:?}: {text}");
+        }
     }
 
     #[test]

@@ -14,9 +14,14 @@
 //! parameter `auth_required: true` so the agent can route to a sign-in or PIN page. An account the
 //! user does not own gets the very answer an unknown account gets, so ownership leaks nothing. Logs
 //! name a user only by pseudonym.
+//!
+//! When the issuer's keys cannot be had (its key server down and nothing cached), a token cannot be
+//! checked either way: the answer is "try again shortly", still without data, and without
+//! `auth_required` (signing in again would not help).
 
 use jiff::Timestamp;
 
+use crate::auth::AuthFailure;
 use crate::config::AccountAccess;
 use crate::cx::WebhookResponse;
 use crate::domain::{Account, AccountId, Subject};
@@ -36,6 +41,10 @@ pub const SIGN_IN_TEXT: &str = "Please sign in first, so I can show your account
 /// Said on the phone when there is no proof of identity.
 pub const VERIFY_TEXT: &str =
     "Before I can share account details, let's verify you. I'll need your account number and PIN.";
+
+/// Said when an end-user token came but the issuer's keys cannot be fetched to check it.
+pub const CANNOT_VERIFY_TEXT: &str =
+    "Sorry, I can't confirm your sign-in right now. Please try again in a few minutes.";
 
 /// What proved who the end user is.
 #[derive(Debug, Clone)]
@@ -67,8 +76,9 @@ pub fn identity_required(call: &Call) -> WebhookResponse {
 }
 
 /// The proof of identity the call carries, if any. A token or grant that does not verify counts
-/// as none (and is logged with its reason, never its value).
-pub async fn principal(call: &Call, deps: &Deps) -> Option<Principal> {
+/// as none (and is logged with its reason, never its value); a token that cannot be checked for
+/// want of the issuer's keys ends the call with [`CANNOT_VERIFY_TEXT`].
+pub async fn principal(call: &Call, deps: &Deps) -> Reply<Option<Principal>> {
     let identity = &deps.identity;
     if let Some(verifier) = &identity.end_users {
         let token = call
@@ -82,10 +92,14 @@ pub async fn principal(call: &Call, deps: &Deps) -> Option<Principal> {
                 Ok(user) => match Subject::new(&user.subject) {
                     Some(subject) => {
                         tracing::debug!(user = %identity.pseudonyms.of(&subject), "end user verified");
-                        return Some(Principal::User(subject));
+                        return Ok(Some(Principal::User(subject)));
                     }
                     None => tracing::warn!("end-user token has an unusable subject"),
                 },
+                Err(failure @ AuthFailure::KeysUnavailable { .. }) => {
+                    tracing::warn!(reason = failure.code(), "end-user token not checked");
+                    return Err(ask(WebhookResponse::new().text(CANNOT_VERIFY_TEXT)));
+                }
                 Err(failure) => {
                     tracing::warn!(reason = failure.code(), "end-user token refused");
                 }
@@ -97,11 +111,11 @@ pub async fn principal(call: &Call, deps: &Deps) -> Option<Principal> {
     {
         let session = &call.request.session_info.session;
         match grants.verify(&grant, session, Timestamp::now()) {
-            Ok(account) => return Some(Principal::Grant(account)),
+            Ok(account) => return Ok(Some(Principal::Grant(account))),
             Err(e) => tracing::warn!(reason = %e, "session grant refused"),
         }
     }
-    None
+    Ok(None)
 }
 
 /// The account the call may read; any other case ends the call with what to say.
@@ -109,7 +123,7 @@ pub async fn account_for(call: &Call, deps: &Deps) -> Reply<Account> {
     let asked = asked_account(call)?;
     let principal = match deps.identity.access {
         AccountAccess::Open => None,
-        AccountAccess::Verified => match principal(call, deps).await {
+        AccountAccess::Verified => match principal(call, deps).await? {
             Some(p) => Some(p),
             None => return Err(ask(identity_required(call))),
         },

@@ -1,12 +1,15 @@
 //! Shared test support: `spawn_app()` starts the real server on an ephemeral loopback port with a
-//! per-test configuration, and `TestApp` speaks real HTTP to it; [`idp`] stands in for Google's
-//! keys and tokens; `spawn_fake()` starts a local fake
-//! of an outside service.
+//! per-test configuration, and `TestApp` speaks real HTTP to it; [`CxRequest`] builds the
+//! `WebhookRequest` a test posts; [`idp`] stands in for Google's keys and tokens; `spawn_fake()`
+//! starts a local fake of an outside service.
 #![allow(dead_code)]
 
 pub mod idp;
 pub mod logs;
 pub mod process;
+pub mod request;
+
+pub use request::CxRequest;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -16,7 +19,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use cx_webhook::auth::keys::KeyCache;
 use cx_webhook::config::{AuthConfig, OidcConfig};
-use cx_webhook::handlers::{self, Dispatcher};
+use cx_webhook::cx::WebhookResponse;
+use cx_webhook::handlers::{self, Call, Dispatcher, Handler};
 use cx_webhook::store::{Create, Store};
 use cx_webhook::{App, Config};
 use http::{HeaderMap, Method, Request, Response, StatusCode};
@@ -101,22 +105,35 @@ pub fn date_json(d: Date) -> Value {
     json!({"year": d.year(), "month": d.month(), "day": d.day()})
 }
 
-/// booking-create.json with its date moved to `date` and extra session parameters merged in.
-pub fn create_request(date: Date, overrides: Value) -> Value {
-    let mut v: Value = serde_json::from_slice(&fixture("booking-create.json")).unwrap();
-    let params = v["sessionInfo"]["parameters"].as_object_mut().unwrap();
-    params.insert("booking_date".into(), date_json(date));
-    for (k, val) in overrides.as_object().unwrap() {
-        params.insert(k.clone(), val.clone());
-    }
-    v
+/// Good booking values: a periodic service for MH12AB1234 at D-PUN-01 on `day` at 10:30.
+pub fn booking_values(day: Date) -> Value {
+    json!({
+        "vehicle_number": "MH12AB1234",
+        "service_type": "periodic",
+        "dealer_id": "D-PUN-01",
+        "booking_date": date_json(day),
+        "booking_time": {"hours": 10, "minutes": 30, "seconds": 0}
+    })
 }
 
-/// A fixture with its tag replaced.
-pub fn fixture_with_tag(name: &str, tag: &str) -> Vec<u8> {
-    let mut v: Value = serde_json::from_slice(&fixture(name)).unwrap();
-    v["fulfillmentInfo"]["tag"] = Value::from(tag);
-    serde_json::to_vec(&v).unwrap()
+/// booking.create with [`booking_values`] on `day`, for a Nexon, as sent on the confirm page.
+pub fn booking_create(day: Date) -> CxRequest {
+    CxRequest::tag("booking.create")
+        .params(booking_values(day))
+        .param("car_model", "Nexon")
+}
+
+/// booking.validate whose page form holds `values` (all FILLED), mirrored in the session.
+pub fn booking_validate(values: Value) -> CxRequest {
+    CxRequest::tag("booking.validate").filled_form(values)
+}
+
+/// A handler that answers `text` after `pause` (for deadlines, draining and shutdown).
+pub fn sleeps(pause: Duration, text: &'static str) -> impl Handler {
+    move |_call: Call| async move {
+        tokio::time::sleep(pause).await;
+        Ok(WebhookResponse::new().text(text))
+    }
 }
 
 /// The server with default local settings and the standard table.
@@ -281,6 +298,11 @@ impl TestApp {
     pub async fn post_bearer(&self, token: &str) -> Answer {
         self.post_with(&[("authorization", &format!("Bearer {token}"))])
             .await
+    }
+
+    /// POST a built request to `/webhook`.
+    pub async fn post(&self, request: CxRequest) -> Answer {
+        self.post_webhook(request.build()).await
     }
 
     /// POST a fixture to `/webhook`.

@@ -6,7 +6,7 @@
 //! Every run gets an empty environment and an empty `HOME`, so a developer's own credentials are
 //! never found or used.
 
-mod common;
+use crate::common;
 
 use std::convert::Infallible;
 use std::process::{Command, Output};

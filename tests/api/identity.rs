@@ -2,16 +2,16 @@
 //! they own the account, with a signed ID token (chat) or a PIN grant (voice); every refusal leaks
 //! nothing; PIN guessing locks the account across instances sharing one store.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 
 use common::idp::{END_USER_AUDIENCE, Idp, TestKey, end_user_claims, key};
-use common::{TestApp, fixture, spawn_app_from, until};
+use common::{CxRequest, TestApp, spawn_app_from, until};
 use cx_webhook::App;
 use cx_webhook::auth::end_user::EndUserSettings;
 use cx_webhook::config::{AccountAccess, Config, Secret};
-use cx_webhook::handlers::access::{SIGN_IN_TEXT, VERIFY_TEXT};
+use cx_webhook::handlers::access::{CANNOT_VERIFY_TEXT, SIGN_IN_TEXT, VERIFY_TEXT};
 use cx_webhook::handlers::account_verify::WRONG_PIN_TEXT;
 use cx_webhook::handlers::{self, Dispatcher};
 use cx_webhook::store::pins::MAX_PIN_FAILURES;
@@ -33,35 +33,33 @@ fn verified(idp: &Idp) -> Config {
     config
 }
 
-/// A server for `config` over the database file at `path` (opened anew: its own connections).
+/// A server for `config` over the database file at `path` (opened anew: its own connections),
+/// once it holds the end user's key set.
 async fn serve(config: Config, path: &std::path::Path) -> TestApp {
-    let (store, _) = Store::open(path, Create::IfMissing { seed: true }).unwrap();
-    let deps = Arc::new(App::deps(&config, store.clone()).await.unwrap());
-    let app = App::new(config, Dispatcher::new(handlers::table(&deps)).unwrap()).unwrap();
-    let t = spawn_app_from(app, store).await;
+    let (t, deps) = serve_unready(config, path).await;
     if let Some(users) = &deps.identity.end_users {
         until("the end user's key set is in", || users.keys().has_keys()).await;
     }
     t
 }
 
+/// [`serve`] without waiting for the key set.
+async fn serve_unready(config: Config, path: &std::path::Path) -> (TestApp, Arc<handlers::Deps>) {
+    let (store, _) = Store::open(path, Create::IfMissing { seed: true }).unwrap();
+    let deps = Arc::new(App::deps(&config, store.clone()).await.unwrap());
+    let app = App::new(config, Dispatcher::new(handlers::table(&deps)).unwrap()).unwrap();
+    (spawn_app_from(app, store).await, deps)
+}
+
 fn user_token(idp: &Idp, signer: &TestKey, subject: &str) -> String {
     signer.mint(&end_user_claims(&idp.issuer(), subject))
 }
 
-/// `fixture` with session parameters `params` and payload `payload`, in session `session`.
-fn request(fixture_name: &str, params: Value, payload: Value, session: &str) -> Vec<u8> {
-    let mut v: Value = serde_json::from_slice(&fixture(fixture_name)).unwrap();
-    v["sessionInfo"]["parameters"] = params;
-    v["sessionInfo"]["session"] = json!(format!(
-        "projects/p/locations/global/agents/a/sessions/{session}"
-    ));
-    v["payload"] = payload;
-    serde_json::to_vec(&v).unwrap()
-}
-
-fn balance_request(params: Value, payload: Value) -> Vec<u8> {
-    request("account-balance.json", params, payload, "s-chat")
+/// account.balance with session parameters `params`, in session `s-chat`.
+fn balance_request(params: Value) -> CxRequest {
+    CxRequest::tag("account.balance")
+        .params(params)
+        .session("s-chat")
 }
 
 fn params(v: &Value) -> &Value {
@@ -77,19 +75,13 @@ async fn a_signed_in_user_sees_their_own_accounts_and_no_one_elses() {
     let user2 = user_token(&idp, key(0), "demo-user-2");
 
     let a = app
-        .post_webhook(balance_request(
-            json!({"account_id": "A1001"}),
-            json!({"userIdToken": user1}),
-        ))
+        .post(balance_request(json!({"account_id": "A1001"})).user_token(&user1))
         .await;
     assert_eq!(a.texts(), ["The balance of account A1001 is ₹1,25,430.50."]);
 
     // demo-user-2 owns A1003, not A1001: the unknown-account answer, no digit of the balance.
     let a = app
-        .post_webhook(balance_request(
-            json!({"account_id": "A1001"}),
-            json!({"userIdToken": user2}),
-        ))
+        .post(balance_request(json!({"account_id": "A1001"})).user_token(&user2))
         .await;
     let body = a.json().to_string();
     assert_eq!(
@@ -103,7 +95,7 @@ async fn a_signed_in_user_sees_their_own_accounts_and_no_one_elses() {
 
     // No account named: one owned account is used, several are offered as chips.
     let a = app
-        .post_webhook(balance_request(json!({}), json!({"userIdToken": user2})))
+        .post(balance_request(json!({})).user_token(&user2))
         .await;
     assert!(
         a.texts()[0].starts_with("The balance of account A1003 is "),
@@ -111,7 +103,7 @@ async fn a_signed_in_user_sees_their_own_accounts_and_no_one_elses() {
         a.texts()
     );
     let a = app
-        .post_webhook(balance_request(json!({}), json!({"userIdToken": user1})))
+        .post(balance_request(json!({})).user_token(&user1))
         .await;
     assert_eq!(
         a.texts(),
@@ -138,7 +130,7 @@ async fn without_proof_there_is_no_account_data() {
     ];
     for (what, payload) in cases {
         let a = app
-            .post_webhook(balance_request(json!({"account_id": "A1001"}), payload))
+            .post(balance_request(json!({"account_id": "A1001"})).payload(payload))
             .await;
         assert_eq!(a.texts(), [SIGN_IN_TEXT], "{what}");
         assert_eq!(params(&a.json())["auth_required"], true, "{what}");
@@ -146,27 +138,48 @@ async fn without_proof_there_is_no_account_data() {
     }
     // A session parameter proves nothing; on the phone the answer offers the PIN step.
     let a = app
-        .post_webhook(balance_request(
-            json!({"account_id": "A1001", "account_grant": "g1.A1001.9999999999.AAAA", "user": "demo-user-1"}),
-            json!({"telephony": {"caller_id": "+919876501001"}}),
-        ))
+        .post(balance_request(json!({"account_id": "A1001", "account_grant": "g1.A1001.9999999999.AAAA", "user": "demo-user-1"})).caller_id("+919876501001"))
         .await;
     assert_eq!(a.texts(), [VERIFY_TEXT]);
 }
 
+#[tokio::test]
+async fn a_token_that_cannot_be_checked_gets_try_again_not_sign_in() {
+    // The issuer's key server is down from the start: no keys, so a good token cannot be checked.
+    let idp = Idp::start(&[key(0)]).await;
+    idp.set_down(true);
+    let dir = tempfile::tempdir().unwrap();
+    let (app, deps) = serve_unready(verified(&idp), &dir.path().join("cx.db")).await;
+    let token = user_token(&idp, key(0), "demo-user-1");
+    let a = app
+        .post(balance_request(json!({"account_id": "A1001"})).user_token(&token))
+        .await;
+    assert_eq!(a.texts(), [CANNOT_VERIFY_TEXT]);
+    assert!(
+        params(&a.json()).get("auth_required").is_none(),
+        "{}",
+        a.json()
+    );
+    assert!(!a.json().to_string().contains("430.50"));
+
+    // Back up: the same token is checked and answered for.
+    idp.set_down(false);
+    let users = deps.identity.end_users.as_ref().unwrap();
+    until("the end user's key set is in", || users.keys().has_keys()).await;
+    let a = app
+        .post(balance_request(json!({"account_id": "A1001"})).user_token(&token))
+        .await;
+    assert_eq!(a.texts(), ["The balance of account A1001 is ₹1,25,430.50."]);
+}
+
 /// account.verify with `pin` for `account` in `session`; returns the answer's JSON.
 async fn verify(app: &TestApp, account: &str, pin: &str, session: &str) -> Value {
-    let body = request(
-        "account-balance.json",
-        json!({"account_id": account, "account_pin": pin}),
-        json!({"telephony": {"caller_id": "+910000000000"}}),
-        session,
-    );
-    let mut v: Value = serde_json::from_slice(&body).unwrap();
-    v["fulfillmentInfo"]["tag"] = json!("account.verify");
-    app.post_webhook(serde_json::to_vec(&v).unwrap())
-        .await
-        .json()
+    let request = CxRequest::tag("account.verify")
+        .param("account_id", account)
+        .param("account_pin", pin)
+        .caller_id("+910000000000")
+        .session(session);
+    app.post(request).await.json()
 }
 
 #[tokio::test]
@@ -185,39 +198,30 @@ async fn the_right_pin_earns_a_grant_for_this_session_and_this_account_only() {
     assert!(!v.to_string().contains("1234\""), "{v}");
 
     let with_grant = |grant: &str, account: &str, session: &str| {
-        request(
-            "account-balance.json",
-            json!({"account_id": account, "account_grant": grant}),
-            voice.clone(),
-            session,
-        )
+        CxRequest::tag("account.balance")
+            .param("account_id", account)
+            .param("account_grant", grant)
+            .payload(voice.clone())
+            .session(session)
     };
-    let a = app
-        .post_webhook(with_grant(&grant, "A1003", "s-voice"))
-        .await;
+    let a = app.post(with_grant(&grant, "A1003", "s-voice")).await;
     assert!(
         a.texts()[0].starts_with("The balance of account A1003 is "),
         "{:?}",
         a.texts()
     );
     // The grant names one account...
-    let a = app
-        .post_webhook(with_grant(&grant, "A1001", "s-voice"))
-        .await;
+    let a = app.post(with_grant(&grant, "A1001", "s-voice")).await;
     assert!(
         a.texts()[0].starts_with("I couldn't find account A1001"),
         "{:?}",
         a.texts()
     );
     // ...holds in its own session only, and not once edited.
-    let a = app
-        .post_webhook(with_grant(&grant, "A1003", "s-other"))
-        .await;
+    let a = app.post(with_grant(&grant, "A1003", "s-other")).await;
     assert_eq!(a.texts(), [VERIFY_TEXT]);
     let tampered = grant.replace("A1003", "A1001");
-    let a = app
-        .post_webhook(with_grant(&tampered, "A1001", "s-voice"))
-        .await;
+    let a = app.post(with_grant(&tampered, "A1001", "s-voice")).await;
     assert_eq!(a.texts(), [VERIFY_TEXT]);
 
     // A wrong PIN and an unknown account read the same, and the PIN is asked for again.

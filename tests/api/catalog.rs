@@ -1,16 +1,16 @@
 //! dealers.nearby and service.cost against the seeded demo data, over real HTTP.
 
-mod common;
+use crate::common;
 
-use common::{fixture, spawn_app};
+use common::{CxRequest, spawn_app};
 use cx_webhook::domain::{DealerId, DealerKind, Fuel, ServiceKey};
 use serde_json::{Value, json};
 
-fn request(name: &str, session: Value) -> Vec<u8> {
-    let mut v: Value = serde_json::from_slice(&fixture(name)).unwrap();
-    v["sessionInfo"]["parameters"] = session;
-    v.as_object_mut().unwrap().remove("intentInfo");
-    serde_json::to_vec(&v).unwrap()
+/// service.cost for `model` and `service`.
+fn cost(model: &str, service: &str) -> CxRequest {
+    CxRequest::tag("service.cost")
+        .param("car_model", model)
+        .param("service_type", service)
 }
 
 fn dealer_ids(v: &Value) -> Vec<String> {
@@ -58,10 +58,7 @@ async fn every_location_form_finds_the_same_city() {
     ];
     for location in forms {
         let a = app
-            .post_webhook(request(
-                "dealers-nearby.json",
-                json!({"location": location}),
-            ))
+            .post(CxRequest::tag("dealers.nearby").param("location", location.clone()))
             .await;
         let ids = dealer_ids(&a.json());
         assert!(
@@ -76,10 +73,10 @@ async fn every_location_form_finds_the_same_city() {
 async fn kind_filter_and_postal_district_fallback() {
     let app = spawn_app().await;
     let a = app
-        .post_webhook(request(
-            "dealers-nearby.json",
-            json!({"location": "Bangalore", "dealer_kind": "service centre"}),
-        ))
+        .post(
+            CxRequest::tag("dealers.nearby")
+                .params(json!({"location": "Bangalore", "dealer_kind": "service centre"})),
+        )
         .await;
     let ids = dealer_ids(&a.json());
     assert!(!ids.is_empty());
@@ -91,10 +88,7 @@ async fn kind_filter_and_postal_district_fallback() {
     }
     // 400099 has no dealer of its own; Mumbai's 400 district answers.
     let a = app
-        .post_webhook(request(
-            "dealers-nearby.json",
-            json!({"location": "400099"}),
-        ))
+        .post(CxRequest::tag("dealers.nearby").param("location", "400099"))
         .await;
     assert!(
         dealer_ids(&a.json())
@@ -107,10 +101,7 @@ async fn kind_filter_and_postal_district_fallback() {
 async fn a_place_without_dealers_lists_the_cities_and_asks_again() {
     let app = spawn_app().await;
     let a = app
-        .post_webhook(request(
-            "dealers-nearby.json",
-            json!({"location": "Atlantis"}),
-        ))
+        .post(CxRequest::tag("dealers.nearby").param("location", "Atlantis"))
         .await;
     let text = &a.texts()[0];
     assert!(
@@ -122,9 +113,7 @@ async fn a_place_without_dealers_lists_the_cities_and_asks_again() {
     assert!(v["sessionInfo"]["parameters"]["location"].is_null());
     assert!(dealer_ids(&v).is_empty());
 
-    let a = app
-        .post_webhook(request("dealers-nearby.json", json!({})))
-        .await;
+    let a = app.post(CxRequest::tag("dealers.nearby")).await;
     assert!(a.texts()[0].starts_with("Which city or PIN code"));
 }
 
@@ -157,19 +146,11 @@ async fn service_cost_fixture_adds_parts_and_labour() {
 async fn service_cost_understands_synonyms_and_single_fuel_models() {
     let app = spawn_app().await;
     let a = app
-        .post_webhook(request(
-            "service-cost.json",
-            json!({"car_model": "NEXON", "service_type": "general service", "fuel_type": "Petrol"}),
-        ))
+        .post(cost("NEXON", "general service").param("fuel_type", "Petrol"))
         .await;
     assert!(a.texts()[0].starts_with("A periodic service for a petrol Nexon costs ₹"));
     // The Harrier comes only in diesel: no need to ask.
-    let a = app
-        .post_webhook(request(
-            "service-cost.json",
-            json!({"car_model": "harrier", "service_type": "brakes"}),
-        ))
-        .await;
+    let a = app.post(cost("harrier", "brakes")).await;
     assert!(
         a.texts()[0].starts_with("A brake service for a diesel Harrier costs"),
         "{:?}",
@@ -181,43 +162,25 @@ async fn service_cost_understands_synonyms_and_single_fuel_models() {
 async fn service_cost_asks_or_rejects_what_it_cannot_price() {
     let app = spawn_app().await;
     // Several fuels and none given: ask, with chips, nothing rejected.
-    let a = app
-        .post_webhook(request(
-            "service-cost.json",
-            json!({"car_model": "Nexon", "service_type": "periodic"}),
-        ))
-        .await;
+    let a = app.post(cost("Nexon", "periodic")).await;
     assert_eq!(
         a.texts(),
         vec!["Is your Nexon diesel, electric or petrol? The price depends on it."]
     );
     assert!(a.json().get("sessionInfo").is_none());
 
-    let a = app
-        .post_webhook(request(
-            "service-cost.json",
-            json!({"car_model": "Model T", "service_type": "periodic"}),
-        ))
-        .await;
+    let a = app.post(cost("Model T", "periodic")).await;
     assert!(a.texts()[0].contains("I don't have prices for \"Model T\""));
     assert!(a.texts()[0].contains("Nexon"));
     assert!(a.json()["sessionInfo"]["parameters"]["car_model"].is_null());
 
-    let a = app
-        .post_webhook(request(
-            "service-cost.json",
-            json!({"car_model": "Nexon", "service_type": "teleportation"}),
-        ))
-        .await;
+    let a = app.post(cost("Nexon", "teleportation")).await;
     assert!(a.texts()[0].contains("I don't know the service"));
     assert!(a.json()["sessionInfo"]["parameters"]["service_type"].is_null());
 
     // Electric cars have no oil change.
     let a = app
-        .post_webhook(request(
-            "service-cost.json",
-            json!({"car_model": "Nexon", "service_type": "oil change", "fuel_type": "electric"}),
-        ))
+        .post(cost("Nexon", "oil change").param("fuel_type", "electric"))
         .await;
     assert!(
         a.texts()[0].contains("isn't priced for \"electric\""),

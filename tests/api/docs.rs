@@ -6,7 +6,7 @@
 //! - the dev identity-provider recipe, in `docs/authentication.md` and the README's tour, runs as
 //!   written: a signed-in end user sees their balance, another user and nobody do not.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -283,7 +283,7 @@ fn the_dev_idp_recipe_works() {
             );
         }
     }
-    // `cargo test` builds the examples beside the test binaries (not with `--test docs` alone).
+    // `cargo test` builds the examples beside the test binaries (not with `--test api` alone).
     let exe = std::env::current_exe().unwrap();
     let dev_idp = exe
         .parent()

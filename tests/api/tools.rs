@@ -3,7 +3,7 @@
 //! 413, 415, 503), the account tools' end-user seam, and that `/openapi.json` documents exactly the
 //! routes the server serves.
 
-mod common;
+use crate::common;
 
 use std::convert::Infallible;
 use std::sync::Arc;

@@ -64,6 +64,19 @@ pub async fn sql(url: &str) -> tokio_postgres::Client {
     client
 }
 
+/// Rows in `bookings` matching `filter` (SQL) in the database at `url`.
+pub async fn count(url: &str, filter: &str) -> i64 {
+    sql(url)
+        .await
+        .query_one(
+            &format!("SELECT count(*) FROM bookings WHERE {filter}"),
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
 /// A TCP proxy to PostgreSQL that can refuse, swallow, or pass connections.
 pub struct Proxy {
     pub port: u16,

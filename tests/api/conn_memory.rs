@@ -3,7 +3,7 @@
 //! a budget: past it a stream gets 503 `connection_body_budget` at once instead of being buffered,
 //! while other connections are served. Loopback only; every wait is bounded.
 
-mod common;
+use crate::common;
 
 use std::pin::Pin;
 use std::task::{Context, Poll};

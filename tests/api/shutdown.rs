@@ -1,7 +1,7 @@
 //! Graceful shutdown: a request in flight when shutdown begins gets its full answer, and the real
 //! binary exits 0 on SIGTERM.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -9,24 +9,19 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::process::{Binary, signal, wait_exit};
-use common::{fixture, fixture_with_tag, spawn_with};
+use common::{CxRequest, fixture, sleeps, spawn_with};
 use cx_webhook::Config;
-use cx_webhook::cx::WebhookResponse;
-use cx_webhook::handlers::{Call, Handler, Route};
+use cx_webhook::handlers::Route;
 use http::StatusCode;
-
-fn sleeps(pause: Duration) -> impl Handler {
-    move |_call: Call| async move {
-        tokio::time::sleep(pause).await;
-        Ok(WebhookResponse::new().text("done after the signal"))
-    }
-}
 
 #[tokio::test]
 async fn in_flight_request_completes_during_shutdown() {
     let mut app = spawn_with(Config::local(), |d| {
-        d.register(Route::new("test.slow", sleeps(Duration::from_millis(800))))
-            .unwrap();
+        d.register(Route::new(
+            "test.slow",
+            sleeps(Duration::from_millis(800), "done after the signal"),
+        ))
+        .unwrap();
     })
     .await;
     let addr = app.addr;
@@ -36,7 +31,7 @@ async fn in_flight_request_completes_during_shutdown() {
         let req = http::Request::post(url)
             .header("content-type", "application/json")
             .body(http_body_util::Full::new(bytes::Bytes::from(
-                fixture_with_tag("unknown-tag.json", "test.slow"),
+                CxRequest::tag("test.slow").build(),
             )))
             .unwrap();
         let res = client.request(req).await.expect("answered");

@@ -5,14 +5,14 @@
 //! The fake counts calls per endpoint (tests await the counters, never sleep), can hold geocoding
 //! calls behind a gate, and can fail, hang or answer garbage.
 
-mod common;
+use crate::common;
 
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::{TestApp, fixture, spawn_fake, spawn_with};
+use common::{CxRequest, TestApp, spawn_fake, spawn_with};
 use cx_webhook::Config;
 use cx_webhook::handlers::weather::{ASK_LOCATION_TEXT, UNAVAILABLE_TEXT, UNCLEAR_LOCATION_TEXT};
 use http::{Request, Response, StatusCode};
@@ -167,12 +167,10 @@ async fn answer(
 const MUMBAI_TEXT: &str = "Right now in Mumbai, India: partly cloudy, 29\u{b0}C, wind 12 km/h.";
 
 /// The shared Mumbai fixture with `location` replaced everywhere it appears.
-fn weather_request(location: Value) -> Vec<u8> {
-    let mut v: Value = serde_json::from_slice(&fixture("weather.json")).unwrap();
-    v["intentInfo"]["parameters"]["location"] =
-        json!({"originalValue": location.to_string(), "resolvedValue": location});
-    v["sessionInfo"]["parameters"]["location"] = location;
-    serde_json::to_vec(&v).unwrap()
+fn weather_request(location: Value) -> CxRequest {
+    CxRequest::fixture("weather.json")
+        .intent_param("location", location.clone())
+        .param("location", location)
 }
 
 async fn start(configure: impl FnOnce(&mut Config)) -> (FakeMeteo, TestApp) {
@@ -213,7 +211,7 @@ async fn a_hit_answers_without_an_outbound_call() {
     );
     assert_eq!(fake.calls(), (1, 1));
     // Another spelling of the same place is the same cache entry.
-    let a = app.post_webhook(weather_request(json!("  MUMBAI "))).await;
+    let a = app.post(weather_request(json!("  MUMBAI "))).await;
     assert_eq!(a.texts(), vec![MUMBAI_TEXT]);
     assert_eq!(fake.calls(), (1, 1));
 }
@@ -228,7 +226,7 @@ async fn concurrent_misses_for_one_place_share_one_lookup() {
     let requests = futures_util::future::join_all(
         spellings
             .iter()
-            .map(|s| app.post_webhook(weather_request(json!(s)))),
+            .map(|s| app.post(weather_request(json!(s)))),
     );
     let release = async {
         fake.geocoding_calls_reach(1).await;
@@ -307,13 +305,8 @@ async fn garbage_from_the_provider_is_a_graceful_answer_and_is_not_cached() {
 #[tokio::test]
 async fn an_unknown_place_asks_again_and_invalidates_the_form_parameter() {
     let (fake, app) = start(|_| {}).await;
-    let mut v: Value = serde_json::from_slice(&weather_request(json!("Atlantis"))).unwrap();
-    v["pageInfo"]["formInfo"] = json!({"parameterInfo": [
-        {"displayName": "location", "required": true, "state": "FILLED", "value": "Atlantis",
-         "justCollected": true}
-    ]});
-    let body = serde_json::to_vec(&v).unwrap();
-    let a = app.post_webhook(body.clone()).await;
+    let body = weather_request(json!("Atlantis")).filled_form(json!({"location": "Atlantis"}));
+    let a = app.post(body.clone()).await;
     assert_eq!(a.status, StatusCode::OK);
     assert_eq!(
         a.texts(),
@@ -329,17 +322,17 @@ async fn an_unknown_place_asks_again_and_invalidates_the_form_parameter() {
     );
     assert_eq!(json["sessionInfo"]["parameters"]["location"], Value::Null);
     // "No such place" is a valid answer, and cached like one.
-    app.post_webhook(body).await;
+    app.post(body).await;
     assert_eq!(fake.calls(), (1, 0));
 }
 
 #[tokio::test]
 async fn a_missing_or_unusable_location_asks_for_a_city_without_calling_out() {
     let (fake, app) = start(|_| {}).await;
-    let mut v: Value = serde_json::from_slice(&fixture("weather.json")).unwrap();
-    v["intentInfo"]["parameters"] = json!({});
-    v["sessionInfo"]["parameters"] = json!({});
-    let a = app.post_webhook(serde_json::to_vec(&v).unwrap()).await;
+    let request = CxRequest::fixture("weather.json")
+        .without_intent_params()
+        .params(json!({}));
+    let a = app.post(request).await;
     assert_eq!(a.texts(), vec![ASK_LOCATION_TEXT]);
 
     for unusable in [
@@ -347,7 +340,7 @@ async fn a_missing_or_unusable_location_asks_for_a_city_without_calling_out() {
         json!(["Pune"]),
         json!("x".repeat(200)),
     ] {
-        let a = app.post_webhook(weather_request(unusable.clone())).await;
+        let a = app.post(weather_request(unusable.clone())).await;
         assert_eq!(a.status, StatusCode::OK);
         assert_eq!(a.texts(), vec![UNCLEAR_LOCATION_TEXT], "{unusable}");
         assert_eq!(
@@ -361,9 +354,9 @@ async fn a_missing_or_unusable_location_asks_for_a_city_without_calling_out() {
 #[tokio::test]
 async fn the_intent_alias_reaches_the_weather_handler() {
     let (fake, app) = start(|_| {}).await;
-    let mut v: Value = serde_json::from_slice(&fixture("weather.json")).unwrap();
-    v["fulfillmentInfo"]["tag"] = json!("");
-    let a = app.post_webhook(serde_json::to_vec(&v).unwrap()).await;
+    let a = app
+        .post(CxRequest::fixture("weather.json").with_tag(""))
+        .await;
     assert_eq!(a.texts(), vec![MUMBAI_TEXT]);
     assert_eq!(fake.calls(), (1, 1));
 }

@@ -1,11 +1,11 @@
 //! Dispatch over HTTP: the fallback for unknown tags, graceful answers when a handler fails, panics or
 //! overruns the deadline, and the 64 KiB response bound.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 
-use common::{fixture_with_tag, spawn_app, spawn_with};
+use common::{CxRequest, sleeps, spawn_app, spawn_with};
 use cx_webhook::Config;
 use cx_webhook::cx::{RichContent, RichElement, WebhookResponse};
 use cx_webhook::handlers::{
@@ -17,13 +17,6 @@ use http::StatusCode;
 async fn fails(_call: Call) -> Reply {
     let cause = std::io::Error::other("disk on fire at /secret/path");
     Err(HandlerError::new("reading the ledger", cause).into())
-}
-
-fn sleeps(pause: Duration) -> impl Handler {
-    move |_call: Call| async move {
-        tokio::time::sleep(pause).await;
-        Ok(WebhookResponse::new().text("finally"))
-    }
 }
 
 fn huge(text_bytes: usize, rich_bytes: usize) -> impl Handler {
@@ -66,9 +59,7 @@ async fn a_failing_handler_yields_200_with_no_internals() {
         d.register(Route::new("test.fails", fails)).unwrap();
     })
     .await;
-    let a = app
-        .post_webhook(fixture_with_tag("unknown-tag.json", "test.fails"))
-        .await;
+    let a = app.post(CxRequest::tag("test.fails")).await;
     assert_eq!(a.status, StatusCode::OK);
     assert_eq!(a.texts(), vec![ERROR_TEXT]);
     let body = String::from_utf8_lossy(&a.body);
@@ -83,14 +74,15 @@ async fn an_overrunning_handler_is_answered_by_the_deadline() {
     let mut config = Config::local();
     config.deadline = Duration::from_millis(300);
     let app = spawn_with(config, |d| {
-        d.register(Route::new("test.slow", sleeps(Duration::from_secs(20))))
-            .unwrap();
+        d.register(Route::new(
+            "test.slow",
+            sleeps(Duration::from_secs(20), "finally"),
+        ))
+        .unwrap();
     })
     .await;
     let started = Instant::now();
-    let a = app
-        .post_webhook(fixture_with_tag("unknown-tag.json", "test.slow"))
-        .await;
+    let a = app.post(CxRequest::tag("test.slow")).await;
     let took = started.elapsed();
     assert_eq!(a.status, StatusCode::OK);
     assert_eq!(a.texts(), vec![TIMEOUT_TEXT]);
@@ -107,9 +99,7 @@ async fn oversized_answers_stay_under_64_kib() {
             .unwrap();
     })
     .await;
-    let a = app
-        .post_webhook(fixture_with_tag("unknown-tag.json", "test.rich"))
-        .await;
+    let a = app.post(CxRequest::tag("test.rich")).await;
     assert_eq!(a.status, StatusCode::OK);
     assert!(a.body.len() <= 64 * 1024);
     let v = a.json();
@@ -122,9 +112,7 @@ async fn oversized_answers_stay_under_64_kib() {
         1
     );
 
-    let a = app
-        .post_webhook(fixture_with_tag("unknown-tag.json", "test.text"))
-        .await;
+    let a = app.post(CxRequest::tag("test.text")).await;
     assert!(a.body.len() <= 64 * 1024);
     assert_eq!(a.texts(), vec![TOO_LARGE_TEXT]);
 }

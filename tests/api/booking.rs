@@ -1,12 +1,14 @@
 //! booking.validate and booking.create against a freshly seeded database: every validation rule, no
 //! double booking under concurrency, idempotent retries, and durability across a killed process.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
 use common::process::{Binary, post, wait_exit};
-use common::{create_request, date_json, fixture, open_day, spawn_app, today};
+use common::{
+    booking_create, booking_validate, booking_values, date_json, open_day, spawn_app, today,
+};
 use cx_webhook::domain::{BookingId, BookingStatus, DealerId, SlotTime};
 use cx_webhook::store::Store;
 use cx_webhook::store::bookings::BookingRepository;
@@ -25,22 +27,6 @@ fn bookings_stored(store: &Store) -> i64 {
     counts.iter().find(|(t, _)| t == "bookings").unwrap().1
 }
 
-/// A booking.validate request whose form holds `values` (all FILLED), mirrored in the session.
-fn validate_request(values: Value) -> Vec<u8> {
-    let mut v: Value = serde_json::from_slice(&fixture("booking-validate-bad-date.json")).unwrap();
-    let infos: Vec<Value> = values
-        .as_object()
-        .unwrap()
-        .iter()
-        .map(
-            |(k, val)| json!({"displayName": k, "required": true, "state": "FILLED", "value": val}),
-        )
-        .collect();
-    v["pageInfo"]["formInfo"]["parameterInfo"] = Value::Array(infos);
-    v["sessionInfo"]["parameters"] = values;
-    serde_json::to_vec(&v).unwrap()
-}
-
 fn invalid(v: &Value) -> Vec<String> {
     v["pageInfo"]["formInfo"]["parameterInfo"]
         .as_array()
@@ -53,13 +39,7 @@ fn invalid(v: &Value) -> Vec<String> {
 }
 
 fn good_values() -> Value {
-    json!({
-        "vehicle_number": "MH12AB1234",
-        "service_type": "periodic",
-        "dealer_id": "D-PUN-01",
-        "booking_date": date_json(open_day(3)),
-        "booking_time": {"hours": 10, "minutes": 30, "seconds": 0}
-    })
+    booking_values(open_day(3))
 }
 
 #[tokio::test]
@@ -85,7 +65,7 @@ async fn validate_leaves_good_values_alone_and_normalises_the_vehicle() {
     let app = spawn_app().await;
     let mut values = good_values();
     values["vehicle_number"] = json!("mh 12 ab-1234");
-    let a = app.post_webhook(validate_request(values)).await;
+    let a = app.post(booking_validate(values)).await;
     let v = a.json();
     assert!(invalid(&v).is_empty(), "{v}");
     assert!(a.texts().is_empty());
@@ -98,7 +78,7 @@ async fn validate_leaves_good_values_alone_and_normalises_the_vehicle() {
     let mut values = good_values();
     values["booking_date"] = json!(open_day(4).to_string());
     values["booking_time"] = json!("11:00");
-    let a = app.post_webhook(validate_request(values)).await;
+    let a = app.post(booking_validate(values)).await;
     assert!(invalid(&a.json()).is_empty(), "{}", a.json());
 }
 
@@ -152,7 +132,7 @@ async fn validate_explains_every_rule() {
     for (param, value, says) in cases {
         let mut values = good_values();
         values[param] = value.clone();
-        let a = app.post_webhook(validate_request(values)).await;
+        let a = app.post(booking_validate(values)).await;
         let v = a.json();
         assert_eq!(invalid(&v), vec![param], "{param}={value}: {v}");
         assert!(v["sessionInfo"]["parameters"][param].is_null());
@@ -165,8 +145,8 @@ async fn validate_explains_every_rule() {
 async fn create_books_once_and_a_retry_gets_the_same_booking() {
     let app = spawn_app().await;
     let day = open_day(5);
-    let body = serde_json::to_vec(&create_request(day, json!({}))).unwrap();
-    let first = app.post_webhook(body.clone()).await;
+    let body = booking_create(day);
+    let first = app.post(body.clone()).await;
     let v = first.json();
     let id = v["sessionInfo"]["parameters"]["booking_id"]
         .as_str()
@@ -183,7 +163,7 @@ async fn create_books_once_and_a_retry_gets_the_same_booking() {
         "{text}"
     );
 
-    let again = app.post_webhook(body).await;
+    let again = app.post(body).await;
     assert_eq!(
         again.json()["sessionInfo"]["parameters"]["booking_id"],
         id.as_str()
@@ -200,12 +180,9 @@ async fn create_refuses_the_fixture_date_too_far_ahead_and_missing_values() {
     assert!(v["sessionInfo"]["parameters"]["booking_date"].is_null());
     assert!(v["sessionInfo"]["parameters"].get("booking_id").is_none());
 
-    let mut req = create_request(open_day(3), json!({}));
-    req["sessionInfo"]["parameters"]
-        .as_object_mut()
-        .unwrap()
-        .remove("vehicle_number");
-    let a = app.post_webhook(serde_json::to_vec(&req).unwrap()).await;
+    let a = app
+        .post(booking_create(open_day(3)).without_param("vehicle_number"))
+        .await;
     assert!(a.texts()[0].contains("I still need your vehicle's registration number"));
 }
 
@@ -225,14 +202,10 @@ async fn concurrent_requests_never_overbook_a_slot() {
     let mut tasks = Vec::new();
     for i in 0..n {
         let app = app.clone();
-        let mut req = create_request(
-            day,
-            json!({"vehicle_number": format!("MH12AB{:04}", 1000 + i)}),
-        );
-        req["detectIntentResponseId"] = json!(format!("resp-{i}"));
-        tasks.push(tokio::spawn(async move {
-            app.post_webhook(serde_json::to_vec(&req).unwrap()).await
-        }));
+        let req = booking_create(day)
+            .param("vehicle_number", format!("MH12AB{:04}", 1000 + i))
+            .response_id(&format!("resp-{i}"));
+        tasks.push(tokio::spawn(async move { app.post(req).await }));
     }
     let (mut booked, mut taken) = (0, 0);
     for t in tasks {
@@ -261,7 +234,7 @@ async fn concurrent_requests_never_overbook_a_slot() {
     // Validation now sees the slot full and suggests free times.
     let mut values = good_values();
     values["booking_date"] = date_json(day);
-    let a = app.post_webhook(validate_request(values)).await;
+    let a = app.post(booking_validate(values)).await;
     assert!(
         a.texts()[0].contains("is fully booked. Free times nearby: 09:30, 10:00, 11:00."),
         "{:?}",
@@ -274,7 +247,7 @@ fn a_confirmed_booking_survives_a_killed_process() {
     let dir = tempfile::tempdir().unwrap();
     let binary = Binary::new(&dir);
     let (mut child, address) = binary.start();
-    let body = serde_json::to_vec(&create_request(open_day(7), json!({}))).unwrap();
+    let body = booking_create(open_day(7)).build();
     let answer = post(&address, &body);
     let start = answer.find("BK-").expect("a booking id");
     let id = answer[start..start + 13].to_owned();

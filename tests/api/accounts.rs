@@ -1,17 +1,16 @@
 //! account.balance, account.transactions and the seed's database-query alias, against a freshly seeded
 //! database over real HTTP.
 
-mod common;
+use crate::common;
 
-use common::{fixture, spawn_open_accounts};
+use common::{CxRequest, spawn_open_accounts};
 use cx_webhook::domain::{AccountId, TransactionLimit};
 use http::StatusCode;
 use serde_json::{Value, json};
 
-fn with_params(name: &str, params: Value) -> Vec<u8> {
-    let mut v: Value = serde_json::from_slice(&fixture(name)).unwrap();
-    v["sessionInfo"]["parameters"] = params;
-    serde_json::to_vec(&v).unwrap()
+/// account.balance for `account`.
+fn balance(account: &str) -> CxRequest {
+    CxRequest::tag("account.balance").param("account_id", account)
 }
 
 #[tokio::test]
@@ -41,23 +40,22 @@ async fn seed_alias_and_event_triggered_requests_reach_the_balance() {
         );
     }
     // database-query with query_type=recent_transactions, and an unknown query_type.
-    let body = with_params(
-        "seed-database-query.json",
-        json!({"query_type": "recent_transactions", "user_id": "A1001", "limit": 2}),
-    );
-    let a = app.post_webhook(body).await;
+    let seed = CxRequest::fixture("seed-database-query.json");
+    let body = seed
+        .clone()
+        .params(json!({"query_type": "recent_transactions", "user_id": "A1001", "limit": 2}));
+    let a = app.post(body).await;
     assert!(a.texts()[0].starts_with("The last 2 transactions on account A1001:"));
-    let body = with_params("seed-database-query.json", json!({"query_type": "loans"}));
-    let a = app.post_webhook(body).await;
+    let a = app.post(seed.params(json!({"query_type": "loans"}))).await;
     assert!(a.texts()[0].contains("balance or your recent transactions"));
 }
 
 #[tokio::test]
 async fn empty_tag_routes_by_intent_display_name() {
     let app = spawn_open_accounts().await;
-    let mut v: Value = serde_json::from_slice(&fixture("account-balance.json")).unwrap();
-    v["fulfillmentInfo"]["tag"] = json!("");
-    let a = app.post_webhook(serde_json::to_vec(&v).unwrap()).await;
+    let a = app
+        .post(CxRequest::fixture("account-balance.json").with_tag(""))
+        .await;
     assert_eq!(
         a.texts(),
         vec!["The balance of account A1001 is ₹1,25,430.50."]
@@ -102,11 +100,10 @@ async fn limit_is_bounded_to_one_through_ten() {
         (json!(50), 8, true),
         (json!("two"), 5, false),
     ] {
-        let body = with_params(
-            "account-transactions.json",
-            json!({"account_id": "A1001", "limit": limit}),
-        );
-        let text = app.post_webhook(body).await.texts()[0].clone();
+        let body = CxRequest::tag("account.transactions")
+            .param("account_id", "A1001")
+            .param("limit", limit.clone());
+        let text = app.post(body).await.texts()[0].clone();
         // A1001 has 8 transactions: asking for 50 shows all 8 (at most 10) and says so.
         let items = text.lines().filter(|l| l.starts_with('•')).count();
         assert_eq!(items, shown, "{limit}: {text}");
@@ -120,8 +117,7 @@ async fn each_account_sees_only_its_own_data() {
     for n in [1002, 1030, 1060] {
         let id = AccountId::parse(&format!("A{n}")).unwrap();
         let account = app.store.accounts().get(&id).unwrap().unwrap();
-        let body = with_params("account-balance.json", json!({"account_id": id.as_str()}));
-        let a = app.post_webhook(body).await;
+        let a = app.post(balance(id.as_str())).await;
         assert_eq!(
             a.texts(),
             vec![format!(
@@ -137,12 +133,7 @@ async fn each_account_sees_only_its_own_data() {
 async fn unknown_malformed_and_missing_accounts_get_helpful_answers() {
     let app = spawn_open_accounts().await;
 
-    let a = app
-        .post_webhook(with_params(
-            "account-balance.json",
-            json!({"account_id": "A9999"}),
-        ))
-        .await;
+    let a = app.post(balance("A9999")).await;
     assert_eq!(a.status, StatusCode::OK);
     assert!(a.texts()[0].contains("couldn't find account A9999"));
     assert_eq!(
@@ -156,10 +147,7 @@ async fn unknown_malformed_and_missing_accounts_get_helpful_answers() {
     );
 
     let a = app
-        .post_webhook(with_params(
-            "account-balance.json",
-            json!({"user_id": "12; DROP TABLE accounts"}),
-        ))
+        .post(CxRequest::tag("account.balance").param("user_id", "12; DROP TABLE accounts"))
         .await;
     assert!(a.texts()[0].contains("doesn't look like an account number"));
     assert!(
@@ -169,21 +157,13 @@ async fn unknown_malformed_and_missing_accounts_get_helpful_answers() {
             .is_null()
     );
 
-    let a = app
-        .post_webhook(with_params("account-balance.json", json!({})))
-        .await;
+    let a = app.post(CxRequest::tag("account.balance")).await;
     assert!(a.texts()[0].starts_with("Which account"));
 
     // On a page whose form collects account_id, the bad value is invalidated so CX re-prompts.
-    let mut v: Value = serde_json::from_slice(&with_params(
-        "account-balance.json",
-        json!({"account_id": "X1"}),
-    ))
-    .unwrap();
-    v["pageInfo"]["formInfo"] = json!({"parameterInfo": [
-        {"displayName": "account_id", "required": true, "state": "FILLED", "value": "X1", "justCollected": true}
-    ]});
-    let a = app.post_webhook(serde_json::to_vec(&v).unwrap()).await;
+    let a = app
+        .post(CxRequest::tag("account.balance").filled_form(json!({"account_id": "X1"})))
+        .await;
     assert_eq!(
         a.json()["pageInfo"]["formInfo"]["parameterInfo"],
         json!([{"displayName": "account_id", "state": "INVALID"}])
@@ -198,8 +178,7 @@ async fn two_hundred_concurrent_requests_are_all_answered_correctly() {
         let app = app.clone();
         tasks.push(tokio::spawn(async move {
             let id = AccountId::parse(&format!("A{}", 1001 + i % 60)).unwrap();
-            let body = with_params("account-balance.json", json!({"account_id": id.as_str()}));
-            let a = app.post_webhook(body).await;
+            let a = app.post(balance(id.as_str())).await;
             (id, a)
         }));
     }

@@ -1,11 +1,11 @@
 //! The HTTP surface: routes, methods, content types, body limits and malformed bodies, over a real
 //! socket.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
-use common::{fixture, spawn_app, spawn_with};
+use common::{CxRequest, fixture, spawn_app, spawn_with};
 use cx_webhook::Config;
 use http::{Method, StatusCode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -242,8 +242,7 @@ fn snake_case_keys(v: serde_json::Value) -> serde_json::Value {
 #[tokio::test]
 async fn proto_field_names_nulls_and_unknown_fields_get_the_same_answer() {
     let app = spawn_app().await;
-    let camel: serde_json::Value =
-        serde_json::from_slice(&fixture("booking-validate-bad-date.json")).unwrap();
+    let camel = CxRequest::fixture("booking-validate-bad-date.json").json();
     let mut snake = snake_case_keys(camel.clone());
     assert!(snake.get("page_info").is_some() && snake.get("pageInfo").is_none());
     // null for every field it can stand for (its default), and fields this service never heard of.

@@ -2,7 +2,7 @@
 //! (refused, exit code 2, a clear message), read-only (served read-only with a warning), and the `db`
 //! subcommands.
 
-mod common;
+use crate::common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::process::Command;

@@ -6,8 +6,8 @@
 //!
 //! Without `TEST_POSTGRES_URL` the tests print why they skip; with `CI` set they fail instead.
 
-mod common;
-mod pg;
+use crate::common;
+use crate::pg;
 
 use std::io::{Read, Write};
 use std::process::Child;
@@ -15,11 +15,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::process::{Binary, wait_exit};
-use common::{create_request, date_json, fixture, open_day};
+use common::{CxRequest, booking_create, booking_validate, booking_values, open_day};
 use cx_webhook::domain::DealerId;
 use cx_webhook::store::{Create, Store};
 use pg::{BLACKHOLE, PASS, Proxy, REFUSE, base_url, fresh_db, host_port, sql, through};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 /// One running server process, killed when dropped.
 struct Instance {
@@ -56,8 +56,8 @@ impl Instance {
             .slot_capacity as usize
     }
 
-    fn post(&self, body: &Value) -> std::io::Result<Answer> {
-        post(&self.address, &serde_json::to_vec(body).unwrap())
+    fn post(&self, request: &CxRequest) -> std::io::Result<Answer> {
+        post(&self.address, &request.build())
     }
 }
 
@@ -126,13 +126,11 @@ fn post(address: &str, body: &[u8]) -> std::io::Result<Answer> {
 
 /// A booking.create for D-PUN-01 at 10:30 on `day` for `vehicle`, as Dialogflow turn `response_id`
 /// of `session`.
-fn create(day: jiff::civil::Date, vehicle: &str, session: &str, response_id: &str) -> Value {
-    let mut req = create_request(day, json!({"vehicle_number": vehicle}));
-    req["detectIntentResponseId"] = json!(response_id);
-    req["sessionInfo"]["session"] = json!(format!(
-        "projects/p/locations/global/agents/a/sessions/{session}"
-    ));
-    req
+fn create(day: jiff::civil::Date, vehicle: &str, session: &str, response_id: &str) -> CxRequest {
+    booking_create(day)
+        .param("vehicle_number", vehicle)
+        .session(session)
+        .response_id(response_id)
 }
 
 fn vehicle(n: usize) -> String {
@@ -140,26 +138,8 @@ fn vehicle(n: usize) -> String {
 }
 
 /// A booking.validate whose form holds good values for D-PUN-01 at 10:30 on `day`.
-fn validate(day: jiff::civil::Date) -> Value {
-    let mut v: Value = serde_json::from_slice(&fixture("booking-validate-bad-date.json")).unwrap();
-    let values = json!({
-        "vehicle_number": "MH12AB1234",
-        "service_type": "periodic",
-        "dealer_id": "D-PUN-01",
-        "booking_date": date_json(day),
-        "booking_time": {"hours": 10, "minutes": 30, "seconds": 0}
-    });
-    let infos: Vec<Value> = values
-        .as_object()
-        .unwrap()
-        .iter()
-        .map(
-            |(k, val)| json!({"displayName": k, "required": true, "state": "FILLED", "value": val}),
-        )
-        .collect();
-    v["pageInfo"]["formInfo"]["parameterInfo"] = Value::Array(infos);
-    v["sessionInfo"]["parameters"] = values;
-    v
+fn validate(day: jiff::civil::Date) -> CxRequest {
+    booking_validate(booking_values(day))
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -172,17 +152,7 @@ fn runtime() -> tokio::runtime::Runtime {
 
 /// Rows in `bookings` matching `filter`.
 fn count(rt: &tokio::runtime::Runtime, url: &str, filter: &str) -> i64 {
-    rt.block_on(async {
-        sql(url)
-            .await
-            .query_one(
-                &format!("SELECT count(*) FROM bookings WHERE {filter}"),
-                &[],
-            )
-            .await
-            .unwrap()
-            .get(0)
-    })
+    rt.block_on(pg::count(url, filter))
 }
 
 #[test]
@@ -302,7 +272,7 @@ fn sigkill_during_a_write_burst_loses_no_confirmed_booking() {
                         "s-burst",
                         &format!("r-{n}"),
                     );
-                    match post(&address, &serde_json::to_vec(&req).unwrap()) {
+                    match post(&address, &req.build()) {
                         Ok(a) => {
                             assert!(a.status < 500, "{a:?}");
                             if let Some(id) = a.booking_id() {
@@ -394,8 +364,7 @@ fn a_database_outage_gets_graceful_answers_and_bookings_resume_after() {
             // The webhook deadline (4.5 s by default) bounds the answer.
             assert!(a.took < Duration::from_secs(6), "{what}: took {:?}", a.took);
             // Reads from the catalog keep working.
-            let mut cost: Value = serde_json::from_slice(&fixture("service-cost.json")).unwrap();
-            cost["detectIntentResponseId"] = json!(format!("cost-{n}"));
+            let cost = CxRequest::fixture("service-cost.json").response_id(&format!("cost-{n}"));
             let read = instance.post(&cost).unwrap();
             assert_eq!(read.status, 200, "{what}: {read:?}");
             assert!(read.text().contains('₹'), "{what}: {read:?}");

@@ -4,7 +4,7 @@
 //!
 //! Without `TEST_POSTGRES_URL` the tests print why they skip; with `CI` set they fail instead.
 
-mod pg;
+use crate::pg;
 
 use std::time::Duration;
 
@@ -17,7 +17,7 @@ use cx_webhook::store::postgres::{PgAuth, PgSettings, PostgresBookings, SCHEMA_V
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use pg::{Proxy, base_url, fresh_db, host_port, sql, through};
+use pg::{Proxy, base_url, count, fresh_db, host_port, sql, through};
 
 fn settings(url: &str) -> PgSettings {
     PgSettings::parse(url, PgAuth::Password, 8).unwrap()
@@ -55,18 +55,6 @@ fn confirmed(outcome: &BookingOutcome) -> Option<(&BookingId, bool)> {
         BookingOutcome::Confirmed { booking, replayed } => Some((&booking.id, *replayed)),
         BookingOutcome::SlotFull => None,
     }
-}
-
-async fn count(url: &str, filter: &str) -> i64 {
-    sql(url)
-        .await
-        .query_one(
-            &format!("SELECT count(*) FROM bookings WHERE {filter}"),
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

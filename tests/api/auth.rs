@@ -3,7 +3,7 @@
 //! outage, single flight) counted at the key-set server, and the end-user ID-token verifier against
 //! its own key set (directly: the handlers wire it in with the end-user identity issue).
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
