@@ -1,5 +1,7 @@
-//! Dev tool, not part of the service: a local stand-in for Google's key set, for trying
-//! `AUTH_MODE=google-oidc` on your machine and for the `oidc` scenarios of `scripts/load.sh`.
+//! Dev tool, not part of the service: a local stand-in for the identity providers, Google's (for
+//! the service agent) and a site's sign-in (for end users), for trying `AUTH_MODE=google-oidc` and
+//! `ACCOUNT_ACCESS=verified` on your machine and for the `oidc`, `deployed` and `verified` scenarios
+//! of `scripts/load.sh`.
 //!
 //! It makes an RS256 key, serves it as a JSON Web Key Set on 127.0.0.1 (an ephemeral port), picks a
 //! free port for the webhook (so it never clashes with a `serve` already on 8080), and prints the
@@ -12,6 +14,11 @@
 //! AUTH_JWKS_URL=http://127.0.0.1:40123/oauth2/v3/certs
 //! AUTH_AUDIENCES=https://cx-webhook-abc-ew.a.run.app/webhook
 //! AUTH_ALLOWED_EMAILS=service-123456789@gcp-sa-dialogflow.iam.gserviceaccount.com
+//! ACCOUNT_ACCESS=verified
+//! END_USER_ISSUER=http://127.0.0.1:40123
+//! END_USER_AUDIENCES=carconnect-demo
+//! END_USER_JWKS_URL=http://127.0.0.1:40123/oauth2/v3/certs
+//! DEV_IDP_URL=http://127.0.0.1:40123
 //! BIND=127.0.0.1
 //! PORT=40125
 //! WEBHOOK_URL=http://127.0.0.1:40125/webhook
@@ -19,12 +26,21 @@
 //! TOKEN=eyJhbGciOiJSUzI1NiIs...
 //! ```
 //!
+//! End users: the same server signs end-user ID tokens on request, as a site's sign-in hands one to
+//! its page: `POST DEV_IDP_URL/mint` with `{"sub": "demo-user-1"}` answers `{"id_token": ...}`, a
+//! token of issuer `END_USER_ISSUER` for audience `END_USER_AUDIENCES`, good for an hour.
+//! `cx-webhook send --user demo-user-1` asks for one there and puts it in the request's
+//! `payload.userIdToken`, where Dialogflow puts the token the page passed. Anyone on this machine
+//! can mint a token for any subject: that is the point of a dev tool, and why only a server given
+//! these settings trusts it.
+//!
 //! With a FILE argument the same lines are also written to FILE atomically (to a temporary file
 //! beside it, then renamed), once the key set is being served: a shell that waits for FILE to exist
-//! never reads it half-written. `env $(cat FILE) cargo run -- serve` then serves with google-oidc on
-//! the free port, and `env $(cat FILE) cargo run -- send ...` calls it with the token. The free port
-//! is found by binding port 0 and letting it go, so another process could take it in between
-//! (unlikely; run the tool again).
+//! never reads it half-written. `env $(cat FILE) cargo run -- serve` then serves with google-oidc
+//! and verified account access on the free port, and `env $(cat FILE) cargo run -- send ...` calls
+//! it with the token (and, with `--user`, an end user's token). The free port is found by binding
+//! port 0 and letting it go, so another process could take it in between (unlikely; run the tool
+//! again).
 //!
 //! The key lives only in this process. The token machinery is shared with the integration tests
 //! (`tests/common/idp.rs`), so what the benchmark sends is what the tests prove is accepted.
@@ -73,14 +89,19 @@ async fn main() -> ExitCode {
         }
     };
     let server = idp::Idp::start(&[idp::key(0)]).await;
+    server.mint_end_user_tokens(idp::key(0));
     let token = idp::key(0).mint(&idp::agent_claims());
     let settings = format!(
-        "AUTH_MODE=google-oidc\nACCOUNT_ACCESS=open\nAUTH_JWKS_URL={jwks}\nAUTH_AUDIENCES={aud}\n\
-         AUTH_ALLOWED_EMAILS={agent}\nBIND=127.0.0.1\nPORT={port}\n\
+        "AUTH_MODE=google-oidc\nAUTH_JWKS_URL={jwks}\nAUTH_AUDIENCES={aud}\n\
+         AUTH_ALLOWED_EMAILS={agent}\nACCOUNT_ACCESS=verified\nEND_USER_ISSUER={issuer}\n\
+         END_USER_AUDIENCES={user_aud}\nEND_USER_JWKS_URL={jwks}\nDEV_IDP_URL={issuer}\n\
+         BIND=127.0.0.1\nPORT={port}\n\
          WEBHOOK_URL=http://127.0.0.1:{port}/webhook\nWEBHOOK_TOKEN={token}\nTOKEN={token}\n",
         jwks = server.url(),
         aud = idp::AUDIENCE,
         agent = idp::AGENT,
+        issuer = server.issuer(),
+        user_aud = idp::END_USER_AUDIENCE,
     );
     if let Some(file) = &file
         && let Err(e) = write_atomically(file, &settings)

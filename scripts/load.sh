@@ -11,8 +11,9 @@
 #            oidc-nocache (the same with AUTH_TOKEN_CACHE_SIZE=0: RSA verification on every request),
 #            deployed (as deployed: google-oidc with a cached token, account.balance, RUST_LOG=info),
 #            deployed-warn (the same with RUST_LOG=warn: no per-call log line),
-#            deployed-http1 (the same as deployed with HTTP_PROTOCOL=http1)
-#            (default: floor fallback balance oidc deployed deployed-warn deployed-http1)
+#            verified (deployed with ACCOUNT_ACCESS=verified: the request carries demo-user-1's signed
+#            end-user ID token in payload.userIdToken, verified once and then cached like the agent's)
+#            (default: floor fallback balance oidc deployed deployed-warn verified)
 # Every service scenario logs JSON at RUST_LOG=info (as Cloud Build deploys it) unless it says otherwise.
 # SCENARIO@base runs SCENARIO with the binary named by BASELINE (e.g. a copy of the previous commit's
 # build), for before/after figures from one run. Honours CARGO_TARGET_DIR; SKIP_BUILD=1 builds nothing.
@@ -39,24 +40,29 @@ work=$(mktemp -d)
 trap 'kill "${pid:-}" "${idp_pid:-}" 2>/dev/null || true; rm -rf "$work"' EXIT
 
 # name | fixture | extra environment for the server (space separated K=V) | Authorization header |
-# log message that says the server is ready for load
-declare -A fixture env auth ready
+# log message that says the server is ready for load, and how many times (default once) | text the
+# first answer must contain (so that no scenario measures a refusal or a "please sign in")
+declare -A fixture env auth ready ready_count expect
 fixture[floor]=tests/fixtures/account-balance.json; env[floor]=""; auth[floor]=""
 fixture[fallback]=tests/fixtures/unknown-tag.json; env[fallback]=""; auth[fallback]=""
 ready[fallback]="listening"
 fixture[balance]=tests/fixtures/account-balance.json; env[balance]=""; auth[balance]=""
 ready[balance]="listening"
+balance_text="The balance of account A1001 is"
+expect[balance]=$balance_text
 oidc_ready="fetched the issuer's signing keys"
 for name in oidc oidc-nocache; do fixture[$name]=tests/fixtures/unknown-tag.json; ready[$name]=$oidc_ready; done
-for name in deployed deployed-warn deployed-http1; do
-  fixture[$name]=tests/fixtures/account-balance.json; ready[$name]=$oidc_ready
+for name in deployed deployed-warn verified; do
+  fixture[$name]=tests/fixtures/account-balance.json; ready[$name]=$oidc_ready; expect[$name]=$balance_text
 done
-all=(floor fallback balance oidc deployed deployed-warn deployed-http1)
+# Two key caches: the agent's issuer and the end users'.
+ready_count[verified]=2
+all=(floor fallback balance oidc deployed deployed-warn verified)
 scenarios=("$@"); [ ${#scenarios[@]} -gt 0 ] || scenarios=("${all[@]}")
 
 # The oidc scenarios need a key set and a valid token: the dev tool examples/dev_idp serves one on
 # loopback (a debug build is enough: it answers one fetch per server start).
-if [[ " ${scenarios[*]} " =~ \ (oidc|deployed) ]]; then
+if [[ " ${scenarios[*]} " =~ \ (oidc|deployed|verified) ]]; then
   [ -n "${SKIP_BUILD:-}" ] || cargo build --quiet --example dev_idp
   "$target/debug/examples/dev_idp" >"$work/idp.env" 2>&1 &
   idp_pid=$!
@@ -68,13 +74,26 @@ if [[ " ${scenarios[*]} " =~ \ (oidc|deployed) ]]; then
   env[oidc-nocache]="${env[oidc]} AUTH_TOKEN_CACHE_SIZE=0"
   env[deployed]="${env[oidc]}"
   env[deployed-warn]="${env[oidc]} RUST_LOG=warn"
-  env[deployed-http1]="${env[oidc]} HTTP_PROTOCOL=http1"
-  for name in oidc oidc-nocache deployed deployed-warn deployed-http1; do auth[$name]=$token; done
+  # verified: the end users' issuer is dev_idp too; its mint signs demo-user-1's token (the owner of
+  # A1001, the account the fixture asks for), which goes into the fixture's payload.
+  env[verified]="${env[oidc]} ACCOUNT_ACCESS=verified $(grep '^END_USER_' "$work/idp.env" | tr '\n' ' ')"
+  for name in oidc oidc-nocache deployed deployed-warn verified; do auth[$name]=$token; done
+  if [[ " ${scenarios[*]} " =~ \ verified ]]; then
+    mint=$(sed -n 's/^DEV_IDP_URL=//p' "$work/idp.env")/mint
+    user_token=$(curl -sf -H 'content-type: application/json' --data '{"sub":"demo-user-1"}' "$mint" \
+      | sed -n 's/.*"id_token":"\([^"]*\)".*/\1/p')
+    [ -n "$user_token" ] || { echo "no end-user token from $mint" >&2; exit 1; }
+    fixture[verified]=$work/verified.json
+    # The fixture's first line is its opening brace: the payload goes right after it.
+    awk -v token="$user_token" 'NR == 1 && $0 == "{" { print; print "  \"payload\": {\"userIdToken\": \"" token "\"},"; next } { print }' \
+      tests/fixtures/account-balance.json >"${fixture[verified]}"
+  fi
 fi
 
-# Every service scenario runs with ACCOUNT_ACCESS=open: account.balance is to require a verified end
-# user by default, and the fixture carries none; open keeps the balance scenarios measuring the same
-# path (the SQLite lookup and the answer) as before that change.
+# Every service scenario but verified runs with ACCOUNT_ACCESS=open: account.balance requires a
+# verified end user by default, and their fixture carries none; open keeps them measuring the same
+# path (the SQLite lookup and the answer) as before that change, and verified measures what proving
+# the end user adds to it.
 declare -A rps
 printf '%-16s %10s %9s %9s %7s %9s\n' scenario "req/s" "p50 ms" "p99 ms" errors "of floor"
 for name in "${scenarios[@]}"; do
@@ -82,7 +101,7 @@ for name in "${scenarios[@]}"; do
   if [ "$base" != "$name" ]; then
     [ -x "${BASELINE:-}" ] || { echo "$name: set BASELINE to a cx-webhook binary" >&2; exit 2; }
     server=$BASELINE
-    for table in fixture env auth ready; do eval "$table[\$name]=\${$table[\$base]:-}"; done
+    for table in fixture env auth ready ready_count expect; do eval "$table[\$name]=\${$table[\$base]:-}"; done
   fi
   [ -n "${fixture[$name]:-}" ] || { echo "unknown scenario: $name" >&2; exit 2; }
   log="$work/$name.log"
@@ -117,7 +136,8 @@ for name in "${scenarios[@]}"; do
     addr=""
     for _ in $(seq 100); do
       addr=$(grep -so '"address":"[^"]*"' "$log" | head -1 | cut -d'"' -f4) \
-        && [ -n "$addr" ] && grep -qF "\"message\":\"${ready[$name]}\"" "$log" && break
+        && [ -n "$addr" ] \
+        && [ "$(grep -scF "\"message\":\"${ready[$name]}\"" "$log")" -ge "${ready_count[$name]:-1}" ] && break
       addr=""
       sleep 0.1
     done
@@ -128,6 +148,8 @@ for name in "${scenarios[@]}"; do
     ${auth[$name]:+-H "Authorization: ${auth[$name]}"} --data-binary @"${fixture[$name]}" \
     "http://$addr/webhook")
   [ "$status" = 200 ] || { echo "$name: first request got $status:" >&2; cat "$work/$name.first" >&2; exit 1; }
+  [ -z "${expect[$name]:-}" ] || grep -qF "${expect[$name]}" "$work/$name.first" \
+    || { echo "$name: the first answer lacks \"${expect[$name]}\":" >&2; cat "$work/$name.first" >&2; exit 1; }
   FIXTURE="${fixture[$name]}" AUTH_HEADER="${auth[$name]}" \
     wrk -t"$threads" -c"$connections" -d"${duration}s" -s scripts/wrk-post.lua "http://$addr/webhook" \
     >"$work/$name.wrk"

@@ -98,7 +98,7 @@ pub enum Command {
     ///
     /// The status line and latency go to stderr, the answer to stdout. Exit code: 0 for a 2xx
     /// answer, 1 for any other status, 2 when nothing could be sent.
-    Send(SendArgs),
+    Send(Box<SendArgs>),
 }
 
 /// `cx-webhook db ...`.
@@ -516,6 +516,8 @@ mod tests {
                 "--tag",
                 "--param",
                 "--webhook-token",
+                "--user",
+                "--dev-idp-url",
                 "--rust-log",
             ] {
                 assert!(help.contains(own), "{own} missing:\n{help}");

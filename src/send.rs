@@ -21,6 +21,12 @@
 //!   path included ("Service agent authentication" in
 //!   <https://cloud.google.com/dialogflow/cx/docs/concept/webhook>). `--audience` overrides it. A token is a [`Secret`]: it is sent and never printed, in output,
 //!   errors or `Debug`.
+//! - `--user SUBJECT` signs the request in as an end user, the way a web page passes its signed-in
+//!   user's ID token to Dialogflow: it asks the dev identity provider (`examples/dev_idp`, at
+//!   `DEV_IDP_URL`) for an ID token for SUBJECT (`POST DEV_IDP_URL/mint`, `{"sub": SUBJECT}`) and
+//!   puts it in `payload.<END_USER_TOKEN_FIELD>` (default `userIdToken`), where CX hands the
+//!   page's token to the webhook. Without `DEV_IDP_URL`, or when no token comes back, nothing is
+//!   sent (exit code 2): a request silently sent without the token would look like a refusal.
 //! - Log lines (from the libraries, if any) go to stderr, so stdout stays parseable.
 
 use std::path::{Path, PathBuf};
@@ -33,6 +39,7 @@ use jiff::ToSpan;
 use jiff::civil::{Date, Weekday};
 use serde_json::{Map, Value, json};
 
+use crate::auth::end_user::DEFAULT_TOKEN_FIELD;
 use crate::config::Secret;
 use crate::domain::home_today;
 use crate::telemetry::error_chain;
@@ -209,6 +216,31 @@ pub struct SendArgs {
     #[arg(long)]
     pub audience: Option<String>,
 
+    /// Sign the request in as end user SUBJECT (e.g. demo-user-1): an ID token for SUBJECT from
+    /// the dev identity provider (DEV_IDP_URL) goes in payload.<END_USER_TOKEN_FIELD>.
+    ///
+    /// This is how a web page passes its signed-in user to Dialogflow, so that a server with
+    /// ACCOUNT_ACCESS=verified shows SUBJECT's own accounts. `cargo run --example dev_idp --
+    /// /tmp/idp.env` starts the dev identity provider and writes the settings for both `serve` and
+    /// `send` (`env $(cat /tmp/idp.env) cargo run -- send --user demo-user-1 ...`). Without
+    /// DEV_IDP_URL nothing is sent. The token is never shown.
+    #[arg(long, value_name = "SUBJECT", value_parser = parse_subject)]
+    pub user: Option<String>,
+
+    /// The dev identity provider that signs --user's token (printed by examples/dev_idp).
+    #[arg(long, value_name = "URL", env = "DEV_IDP_URL")]
+    pub dev_idp_url: Option<String>,
+
+    /// The WebhookRequest.payload field for --user's token: the server's END_USER_TOKEN_FIELD.
+    #[arg(
+        long,
+        value_name = "FIELD",
+        env = "END_USER_TOKEN_FIELD",
+        default_value = DEFAULT_TOKEN_FIELD,
+        value_parser = parse_field
+    )]
+    pub end_user_token_field: String,
+
     /// Seconds to wait for the token and for the answer.
     #[arg(long, value_name = "SECS", default_value_t = 30)]
     pub timeout_secs: u64,
@@ -295,6 +327,22 @@ pub enum SendError {
         url: String,
         /// Why.
         source: reqwest::Error,
+    },
+    /// `--user` was given without a dev identity provider to sign the token.
+    #[error(
+        "--user needs a dev identity provider to sign the end user's ID token, and DEV_IDP_URL \
+         (--dev-idp-url) is not set. Start one with `cargo run --example dev_idp -- /tmp/idp.env`, \
+         then serve and send with its settings: `env $(cat /tmp/idp.env) cargo run -- serve` and \
+         `env $(cat /tmp/idp.env) cargo run -- send --user SUBJECT ...`"
+    )]
+    NoDevIdp,
+    /// The dev identity provider gave no token for `--user`.
+    #[error("no ID token for --user from the dev identity provider at {url}: {reason}")]
+    DevIdp {
+        /// Its mint endpoint.
+        url: String,
+        /// Why (never the token).
+        reason: String,
     },
     /// The async runtime could not start.
     #[error("cannot start the async runtime: {0}")]
@@ -420,14 +468,35 @@ pub async fn send(args: &SendArgs) -> Result<Answer, SendError> {
         }
         (None, None) => Base::Built,
     };
+    let timeout = Duration::from_secs(args.timeout_secs.max(1));
+    let client = reqwest::Client::builder()
+        .timeout(timeout)
+        .user_agent(concat!("cx-webhook-send/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|source| SendError::Http {
+            url: url.to_owned(),
+            source,
+        })?;
+    let user_token = match &args.user {
+        Some(subject) => Some(end_user_token(&client, args.dev_idp_url.as_deref(), subject).await?),
+        None => None,
+    };
     let edits = Edits {
         tag: args.tag.as_deref(),
         intent: args.intent.as_deref(),
         params: &args.params,
         form: &args.form,
+        user_token: user_token
+            .as_ref()
+            .map(|token| (args.end_user_token_field.as_str(), token)),
     };
     let body = request_body(base, &edits)?;
-    let timeout = Duration::from_secs(args.timeout_secs.max(1));
+    if let Some(subject) = &args.user {
+        eprintln!(
+            "signed in as {subject}: an ID token from the dev identity provider in payload.{}",
+            args.end_user_token_field
+        );
+    }
     let token = match &args.token {
         TokenSource::None => None,
         TokenSource::Literal(secret) => Some(secret.clone()),
@@ -453,11 +522,6 @@ pub async fn send(args: &SendArgs) -> Result<Answer, SendError> {
             SendError::Http { url, source }
         }
     };
-    let client = reqwest::Client::builder()
-        .timeout(timeout)
-        .user_agent(concat!("cx-webhook-send/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(http)?;
     let mut request = client
         .post(url)
         .header(reqwest::header::CONTENT_TYPE, "application/json")
@@ -474,6 +538,60 @@ pub async fn send(args: &SendArgs) -> Result<Answer, SendError> {
         latency: started.elapsed(),
         body,
     })
+}
+
+/// An ID token for end user `subject` from the dev identity provider at `dev_idp`
+/// (`POST <dev_idp>/mint`, `{"sub": subject}`, answered with `{"id_token": ...}`).
+async fn end_user_token(
+    client: &reqwest::Client,
+    dev_idp: Option<&str>,
+    subject: &str,
+) -> Result<Secret, SendError> {
+    let base = dev_idp
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .ok_or(SendError::NoDevIdp)?;
+    let url = format!("{}/mint", base.trim_end_matches('/'));
+    let refused = |reason: String| SendError::DevIdp {
+        url: url.clone(),
+        reason,
+    };
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        return Err(refused(
+            "DEV_IDP_URL is not an http:// or https:// URL".into(),
+        ));
+    }
+    let response = client
+        .post(&url)
+        .json(&json!({ "sub": subject }))
+        .send()
+        .await
+        .map_err(|e| {
+            refused(if e.is_connect() {
+                "nothing answers there: is examples/dev_idp still running? DEV_IDP_URL must be the \
+                 one it printed this time"
+                    .into()
+            } else {
+                error_chain(&e.without_url())
+            })
+        })?;
+    let status = response.status();
+    let answer: Value = response.json().await.map_err(|e| {
+        refused(format!(
+            "{status}, and not the JSON a dev_idp answers ({})",
+            error_chain(&e.without_url())
+        ))
+    })?;
+    match answer.get("id_token").and_then(Value::as_str) {
+        Some(token) if status.is_success() && !token.is_empty() => Ok(Secret::new(token)),
+        _ => Err(refused(format!(
+            "{status}: {}",
+            answer
+                .get("error")
+                .and_then(Value::as_str)
+                .unwrap_or("no id_token in the answer (is DEV_IDP_URL the one dev_idp printed?)")
+        ))),
+    }
 }
 
 /// What to suggest when nothing answers at `url`: start the local server, or check the URL.
@@ -507,6 +625,8 @@ struct Edits<'a> {
     intent: Option<&'a str>,
     params: &'a [(String, Value)],
     form: &'a [(String, Option<String>)],
+    /// The end user's ID token and the `payload` field it goes in.
+    user_token: Option<(&'a str, &'a Secret)>,
 }
 
 impl Edits<'_> {
@@ -515,6 +635,7 @@ impl Edits<'_> {
             && self.intent.is_none()
             && self.params.is_empty()
             && self.form.is_empty()
+            && self.user_token.is_none()
     }
 }
 
@@ -575,6 +696,11 @@ fn request_body(base: Base<'_>, edits: &Edits<'_>) -> Result<Vec<u8>, SendError>
     set_params(&mut request, edits.params);
     if !edits.form.is_empty() {
         set_form(&mut request, edits.form);
+    }
+    if let Some((field, token)) = edits.user_token {
+        let mut payload = take_object(&mut request, "payload");
+        payload.insert(field.into(), Value::from(token.expose()));
+        request.insert("payload".into(), Value::Object(payload));
     }
     Ok(Value::Object(request).to_string().into_bytes())
 }
@@ -733,6 +859,24 @@ fn parse_form(raw: &str) -> Result<(String, Option<String>), String> {
     Ok((name.to_owned(), state))
 }
 
+/// Parses `--user SUBJECT`: 1 to 255 bytes, no control characters (what an ID token's `sub` may be).
+fn parse_subject(raw: &str) -> Result<String, String> {
+    if raw.is_empty() || raw.len() > 255 || raw.chars().any(char::is_control) {
+        return Err("a subject is 1 to 255 bytes without control characters".into());
+    }
+    Ok(raw.to_owned())
+}
+
+/// Parses `--end-user-token-field` (`END_USER_TOKEN_FIELD`): 1 to 64 visible ASCII characters, as
+/// the server accepts.
+fn parse_field(raw: &str) -> Result<String, String> {
+    let field = raw.trim();
+    if field.is_empty() || field.len() > 64 || !field.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err("a payload field name is 1 to 64 visible ASCII characters".into());
+    }
+    Ok(field.to_owned())
+}
+
 /// Parses `--webhook-token`; a literal token is checked to fit in a header, and never echoed.
 fn parse_token(raw: &str) -> Result<TokenSource, String> {
     match raw.trim() {
@@ -845,6 +989,29 @@ mod tests {
         assert!(matches!(parse_token("adc"), Ok(TokenSource::Adc)));
         let err = parse_token("bad\ntoken").err().unwrap();
         assert!(!err.contains("bad"), "{err}");
+    }
+
+    #[test]
+    fn the_end_users_token_goes_in_the_payload_field_beside_what_is_there() {
+        let token = Secret::new("eyJ.user.token");
+        let edits = Edits {
+            user_token: Some(("firebaseToken", &token)),
+            ..Edits::default()
+        };
+        let file = br#"{"fulfillmentInfo":{"tag":"account.balance"},"payload":{"telephony":{"caller_id":"+1"}}}"#;
+        let body = request_body(Base::File(Path::new("f.json"), file.to_vec()), &edits).unwrap();
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            v["payload"],
+            json!({"telephony": {"caller_id": "+1"}, "firebaseToken": "eyJ.user.token"})
+        );
+        assert!(!format!("{edits:?}").contains("eyJ"), "{edits:?}");
+        assert!(parse_subject("demo-user-1").is_ok());
+        for bad in ["", "a\nb", &"x".repeat(256)] {
+            assert!(parse_subject(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(parse_field(" userIdToken ").unwrap(), "userIdToken");
+        assert!(parse_field("user token").is_err());
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //!   variable and default;
 //! - every command in the README's `bash` blocks is run here against the README's own `serve`
 //!   command (the booking must succeed), or is one of the checks `.ci/run` runs itself;
-//! - the dev identity-provider recipe of `docs/authentication.md` runs as written.
+//! - the dev identity-provider recipe, in `docs/authentication.md` and the README's tour, runs as
+//!   written: a signed-in end user sees their balance, another user and nobody do not.
 
 use crate::common;
 
@@ -206,9 +207,25 @@ const RUN_BY_CI: &[&str] = &[
     "cargo fmt --check && cargo clippy --all-targets -- -D warnings && cargo test --locked",
 ];
 
+/// The dev identity-provider recipe, as both `docs/authentication.md` and the README show it.
+const DEV_IDP_RECIPE: [&str; 7] = [
+    "rm -f /tmp/idp.env",
+    "cargo run --example dev_idp -- /tmp/idp.env &",
+    "until [ -e /tmp/idp.env ]; do sleep 1; done",
+    "env $(cat /tmp/idp.env) cargo run -- serve",
+    "env $(cat /tmp/idp.env) cargo run -- send --user demo-user-1 --example account-balance",
+    "env $(cat /tmp/idp.env) cargo run -- send --user demo-user-2 --example account-balance",
+    "env $(cat /tmp/idp.env) cargo run -- send --example account-balance",
+];
+
 #[test]
 fn every_readme_command_works() {
     let commands = bash_commands(&read("README.md"));
+    // The dev identity-provider recipe runs in its own test, with its own server.
+    let commands: Vec<_> = commands
+        .into_iter()
+        .filter(|c| !DEV_IDP_RECIPE.contains(&c.as_str()))
+        .collect();
     let cargo_run = "cargo run -- ";
     let (serves, rest): (Vec<_>, Vec<_>) = commands
         .iter()
@@ -252,24 +269,19 @@ fn every_readme_command_works() {
     assert!(ran >= 8, "{ran} commands ran");
 }
 
-/// The recipe's lines, as docs/authentication.md shows them (checked), with the file in a temporary
-/// directory and `cargo run` replaced by the built binaries.
+/// The recipe's lines, as docs/authentication.md and the README show them (checked), with the file
+/// in a temporary directory and `cargo run` replaced by the built binaries.
 #[test]
 fn the_dev_idp_recipe_works() {
-    let doc = read("docs/authentication.md");
-    let commands = bash_commands(&doc);
-    let recipe = [
-        "rm -f /tmp/idp.env",
-        "cargo run --example dev_idp -- /tmp/idp.env &",
-        "until [ -e /tmp/idp.env ]; do sleep 1; done",
-        "env $(cat /tmp/idp.env) cargo run -- serve",
-        "env $(cat /tmp/idp.env) cargo run -- send --example account-balance",
-    ];
-    for line in recipe {
-        assert!(
-            commands.iter().any(|c| c == line),
-            "docs/authentication.md lacks `{line}`: {commands:?}"
-        );
+    let recipe = DEV_IDP_RECIPE;
+    for doc in ["docs/authentication.md", "README.md"] {
+        let commands = bash_commands(&read(doc));
+        for line in recipe {
+            assert!(
+                commands.iter().any(|c| c == line),
+                "{doc} lacks `{line}`: {commands:?}"
+            );
+        }
     }
     // `cargo test` builds the examples beside the test binaries (not with `--test api` alone).
     let exe = std::env::current_exe().unwrap();
@@ -325,9 +337,16 @@ fn the_dev_idp_recipe_works() {
         .find_map(|l| l.strip_prefix("PORT="))
         .unwrap();
     assert_eq!(server.address, format!("127.0.0.1:{port}"));
-    // Terminal 2: google-oidc accepts the token.
+    // Terminal 2: google-oidc accepts the agent's token; demo-user-1 owns A1001, demo-user-2 does
+    // not, and without a signed-in user there is no account data.
     let out = run(&local(recipe[4]), &[]);
     assert!(out.contains("₹1,25,430.50"), "{out}");
+    let out = run(&local(recipe[5]), &[]);
+    assert!(out.contains("couldn't find account A1001"), "{out}");
+    assert!(!out.contains("1,25,430"), "{out}");
+    let out = run(&local(recipe[6]), &[]);
+    assert!(out.contains("Please sign in first"), "{out}");
+    assert!(!out.contains("1,25,430"), "{out}");
     // Without the token the same call is refused.
     let refused = Command::new(BIN)
         .args(["send", "--example", "account-balance", "--webhook-url"])

@@ -3,7 +3,9 @@
 //! steers (switch keys, go down, hold answers, set `Cache-Control`, count fetches), an OpenID
 //! discovery document at `/.well-known/openid-configuration` naming that key set, and token minting
 //! (service-agent and end-user tokens), including the malformed and forged tokens an attacker would
-//! try.
+//! try. On request ([`Idp::mint_end_user_tokens`]) it also signs end-user ID tokens over HTTP,
+//! `POST /mint` with `{"sub": SUBJECT}`, the way a site's sign-in would hand one to its page; that
+//! is what `cx-webhook send --user` asks the dev tool for.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -169,6 +171,8 @@ struct Behaviour {
     cache_control: String,
     /// The `issuer` the discovery document names (default: [`Idp::issuer`]).
     discovery_issuer: Option<String>,
+    /// The key that signs end-user tokens at `POST /mint` (`None`: no such endpoint).
+    minter: Option<&'static TestKey>,
 }
 
 struct State {
@@ -198,6 +202,7 @@ impl Idp {
                 down: false,
                 cache_control: "public, max-age=3600".into(),
                 discovery_issuer: None,
+                minter: None,
             }),
             fetches: watch::Sender::new(0),
             open: watch::Sender::new(true),
@@ -235,6 +240,13 @@ impl Idp {
     /// Makes the discovery document name `issuer` instead of [`Idp::issuer`].
     pub fn set_discovery_issuer(&self, issuer: &str) {
         self.state.behaviour.lock().unwrap().discovery_issuer = Some(issuer.to_owned());
+    }
+
+    /// Answers `POST /mint` with body `{"sub": SUBJECT}` from now on: `{"id_token": ...}`, an
+    /// end-user ID token for SUBJECT signed with `key` ([`end_user_claims`] of [`Idp::issuer`], an
+    /// hour of life). Requests to `/mint` are neither counted as fetches nor held.
+    pub fn mint_end_user_tokens(&self, key: &'static TestKey) {
+        self.state.behaviour.lock().unwrap().minter = Some(key);
     }
 
     /// Serves `keys` from now on (a rotation).
@@ -288,6 +300,9 @@ async fn answer(
     base: String,
     req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
+    if req.uri().path() == "/mint" {
+        return Ok(mint(&state, &base, req).await);
+    }
     state.fetches.send_modify(|count| *count += 1);
     let mut open = state.open.subscribe();
     let _ = open.wait_for(|&open| open).await;
@@ -327,4 +342,53 @@ async fn answer(
             .insert("cache-control", cache_control.parse().unwrap());
     }
     Ok(response)
+}
+
+/// The longest `sub` an end-user token may carry (what the service accepts).
+const MAX_SUBJECT_BYTES: usize = 255;
+
+/// `POST /mint` `{"sub": SUBJECT}`: an end-user ID token for SUBJECT, or a JSON error.
+async fn mint(state: &State, issuer: &str, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    use http_body_util::{BodyExt, Limited};
+    let minter = state.behaviour.lock().unwrap().minter;
+    let (status, body) = match minter {
+        None => (
+            StatusCode::NOT_FOUND,
+            json!({"error": "this identity provider does not mint end-user tokens"}),
+        ),
+        Some(_) if req.method() != http::Method::POST => (
+            StatusCode::METHOD_NOT_ALLOWED,
+            json!({"error": "POST {\"sub\": SUBJECT} to /mint"}),
+        ),
+        Some(key) => {
+            let body = Limited::new(req.into_body(), 4096).collect().await;
+            let request: Option<Value> = body
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b.to_bytes()).ok());
+            match request.as_ref().and_then(|r| r["sub"].as_str()) {
+                Some(sub)
+                    if !sub.is_empty()
+                        && sub.len() <= MAX_SUBJECT_BYTES
+                        && !sub.chars().any(char::is_control) =>
+                {
+                    (
+                        StatusCode::OK,
+                        json!({"id_token": key.mint(&end_user_claims(issuer, sub))}),
+                    )
+                }
+                _ => (
+                    StatusCode::BAD_REQUEST,
+                    json!({"error": format!(
+                        "the body must be {{\"sub\": SUBJECT}}, SUBJECT 1 to {MAX_SUBJECT_BYTES} bytes without control characters"
+                    )}),
+                ),
+            }
+        }
+    };
+    let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert("content-type", "application/json".parse().unwrap());
+    response
 }
