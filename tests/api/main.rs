@@ -30,6 +30,7 @@ mod docs;
 mod edges;
 mod http;
 mod identity;
+mod identity_send;
 mod pg;
 mod postgres;
 mod postgres_e2e;

@@ -4,7 +4,7 @@
 //! `cx-webhook send --user SUBJECT`, which fetches SUBJECT's ID token from that provider and puts
 //! it in the request's payload. `--user` never sends a request without the token.
 
-mod common;
+use crate::common;
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Output};
