@@ -445,29 +445,7 @@ pub async fn send(args: &SendArgs) -> Result<Answer, SendError> {
     if !(url.starts_with("http://") || url.starts_with("https://")) {
         return Err(SendError::BadUrl(url.to_owned()));
     }
-    let base = match (&args.fixture, &args.example) {
-        (Some(path), _) => Base::File(
-            path.as_path(),
-            std::fs::read(path).map_err(|source| SendError::ReadFixture {
-                path: path.clone(),
-                source,
-            })?,
-        ),
-        (None, Some(name)) => {
-            let example =
-                example(name).ok_or_else(|| SendError::UnknownExample { name: name.clone() })?;
-            let today = home_today(jiff::Timestamp::now());
-            if example.dated {
-                eprintln!(
-                    "booking_date: {} ({}, at least {BOOKING_DAYS_AHEAD} days after today in the dealer's time zone)",
-                    booking_day(today),
-                    booking_day(today).strftime("%A")
-                );
-            }
-            Base::Example(example, today)
-        }
-        (None, None) => Base::Built,
-    };
+    let base = base(args)?;
     let timeout = Duration::from_secs(args.timeout_secs.max(1));
     let client = reqwest::Client::builder()
         .timeout(timeout)
@@ -606,6 +584,34 @@ fn next_step_when_unreachable(url: &str) -> &'static str {
     } else {
         "Check --webhook-url (WEBHOOK_URL): the host and port, and that the service is deployed."
     }
+}
+
+/// What the request starts from: `--fixture`'s file, `--example`'s sample (saying which booking day
+/// a dated one gets), or a minimal request.
+fn base(args: &SendArgs) -> Result<Base<'_>, SendError> {
+    Ok(match (&args.fixture, &args.example) {
+        (Some(path), _) => Base::File(
+            path.as_path(),
+            std::fs::read(path).map_err(|source| SendError::ReadFixture {
+                path: path.clone(),
+                source,
+            })?,
+        ),
+        (None, Some(name)) => {
+            let example =
+                example(name).ok_or_else(|| SendError::UnknownExample { name: name.clone() })?;
+            let today = home_today(jiff::Timestamp::now());
+            if example.dated {
+                eprintln!(
+                    "booking_date: {} ({}, at least {BOOKING_DAYS_AHEAD} days after today in the dealer's time zone)",
+                    booking_day(today),
+                    booking_day(today).strftime("%A")
+                );
+            }
+            Base::Example(example, today)
+        }
+        (None, None) => Base::Built,
+    })
 }
 
 /// Where the request starts from.

@@ -61,21 +61,21 @@ use conn::{Registration, Tracked, Tracker};
 /// The response body type.
 pub type Body = Full<Bytes>;
 
-/// Serves `app` on `listener` until `shutdown` completes, then drains in-flight requests for at most
-/// the configured grace period.
-pub async fn run(
-    listener: TcpListener,
-    app: Arc<App>,
-    shutdown: impl Future<Output = ()>,
-) -> std::io::Result<()> {
-    let limits = ConnLimits::new(app.config.max_body_bytes);
+/// The HTTP/1 and h2c settings every connection is served with (timeouts, buffer and window sizes:
+/// the per-connection memory bounds in the module docs).
+fn connection_builder(
+    config: &crate::config::Config,
+    limits: &ConnLimits,
+) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(app.config.header_read_timeout)
+        .header_read_timeout(config.header_read_timeout)
         .max_buf_size(H1_MAX_BUF)
-        .keep_alive(true);
+        .keep_alive(true)
+        // A client that half-closes after its requests still gets every answer.
+        .half_close(true);
     builder
         .http2()
         .timer(TokioTimer::new())
@@ -85,8 +85,45 @@ pub async fn run(
         .max_header_list_size(H2_MAX_HEADER_LIST)
         .max_send_buf_size(MAX_RESPONSE_BYTES)
         .keep_alive_interval(Some(Duration::from_secs(30)));
-    // Connection layer: a client that half-closes after its requests still gets every answer.
-    builder.http1().half_close(true);
+    builder
+}
+
+/// After the listener is gone: lets open connections finish what they received within `grace`,
+/// then drops the rest.
+async fn drain(tracker: &Tracker, phase: &watch::Sender<Phase>, grace: Duration) {
+    tracing::info!(
+        connections = tracker.open(),
+        grace_secs = grace.as_secs(),
+        "shutting down: no new connections, finishing in-flight and received requests"
+    );
+    tracker.start_draining();
+    let _ = phase.send(Phase::Draining);
+    match tokio::time::timeout(grace, tracker.all_closed()).await {
+        Ok(()) => tracing::info!("all connections closed"),
+        Err(_) => {
+            tracing::warn!(
+                connections = tracker.open(),
+                "grace period over; dropping the remaining connections"
+            );
+            let _ = phase.send(Phase::Abort);
+            let _ = tokio::time::timeout(Duration::from_secs(1), tracker.all_closed()).await;
+        }
+    }
+}
+
+/// Serves `app` on `listener` until `shutdown` completes, then drains in-flight requests for at most
+/// the configured grace period.
+///
+/// Long (~100 lines) on purpose: the accept loop's three waits (a connection slot, `accept`, the
+/// back-off after an accept error) each race `shutdown` and leave with `break 'accept`; split
+/// into functions they would need a result type just to carry that break.
+pub async fn run(
+    listener: TcpListener,
+    app: Arc<App>,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let limits = ConnLimits::new(app.config.max_body_bytes);
+    let builder = connection_builder(&app.config, &limits);
 
     let (cap, fd_limit) = conn::max_connections(app.config.connections.max_connections);
     let tracker = Arc::new(Tracker::new(cap));
@@ -183,25 +220,7 @@ pub async fn run(
     if let Some(trimmer) = trimmer {
         trimmer.abort();
     }
-    let grace = app.config.shutdown_grace;
-    tracing::info!(
-        connections = tracker.open(),
-        grace_secs = grace.as_secs(),
-        "shutting down: no new connections, finishing in-flight and received requests"
-    );
-    tracker.start_draining();
-    let _ = phase_tx.send(Phase::Draining);
-    match tokio::time::timeout(grace, tracker.all_closed()).await {
-        Ok(()) => tracing::info!("all connections closed"),
-        Err(_) => {
-            tracing::warn!(
-                connections = tracker.open(),
-                "grace period over; dropping the remaining connections"
-            );
-            let _ = phase_tx.send(Phase::Abort);
-            let _ = tokio::time::timeout(Duration::from_secs(1), tracker.all_closed()).await;
-        }
-    }
+    drain(&tracker, &phase_tx, app.config.shutdown_grace).await;
     Ok(())
 }
 
