@@ -4,7 +4,7 @@
 //! holds its own [`KeyCache`].
 //!
 //! Design:
-//! - **Snapshot.** The parsed keys live in an immutable [`KeySet`] behind
+//! - **Snapshot.** The parsed keys live in an immutable `KeySet` behind
 //!   `std::sync::RwLock<Option<Arc<KeySet>>>`. A request takes the read lock only to clone the
 //!   `Arc` (no `.await` while it is held) and looks its `kid` up in its own snapshot; a fetch builds
 //!   a whole new set and swaps it in with one short write. Keys are parsed into `DecodingKey`s once

@@ -1,8 +1,8 @@
 //! `booking.validate` (form filling) and `booking.create` (the appointment itself).
 //!
 //! Both run the same checks over `vehicle_number`, `dealer_id`, `service_type`, `booking_date` and
-//! `booking_time`, one small function per field ([`check`] runs them in order and collects a [`Form`],
-//! which [`Form::draft`] turns into a complete, typed [`BookingDraft`] or the list of problems):
+//! `booking_time`, one small function per field (`check` runs them in order and collects a [`Form`],
+//! which `Form::draft` turns into a complete, typed [`BookingDraft`] or the list of problems):
 //! - the vehicle number is an Indian registration number (normalised; the normalised value is written
 //!   back to the session);
 //! - the dealer exists and is a service centre; the service type is on the price list;

@@ -60,7 +60,7 @@ pub type HandlerFuture = Pin<Box<dyn Future<Output = Reply> + Send + 'static>>;
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// Why a handler stopped before its main answer. `?` carries either out of a helper, so a helper
-/// such as [`account::find_account`] returns `Reply<Account>`, not a nested result.
+/// such as [`access::account_for`] returns `Reply<Account>`, not a nested result.
 #[derive(Debug)]
 pub enum Stop {
     /// Wrong or missing user input: this answer (a question, a re-prompt) is sent as it is (boxed:

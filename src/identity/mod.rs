@@ -2,7 +2,7 @@
 //! the latter). Nothing here trusts a session parameter by itself: a detectIntent caller can set
 //! any of them.
 //!
-//! - [`Subject`](crate::domain::Subject): a user proven by a signed end-user ID token (verified by
+//! - [`Subject`]: a user proven by a signed end-user ID token (verified by
 //!   [`crate::auth`]); [`Pin`](crate::domain::Pin): what a caller keys in on the phone.
 //! - [`grant`]: a session grant earned with the account's PIN on the phone: an expiring token bound
 //!   to one session and one account, MAC'd with `SESSION_SIGNING_KEY`.
