@@ -390,16 +390,32 @@ impl Scanner {
                     }
                 }
                 Framing::Head { line, .. } => {
-                    let end = bytes.iter().position(|&b| b == b'\n');
-                    let take = end.map_or(bytes.len(), |i| i + 1);
-                    if line.len() + take > MAX_LINE {
+                    // memchr finds the line end with SIMD; a line is copied only when it spans
+                    // two reads (the common whole line is examined where it lies).
+                    let Some(end) = memchr::memchr(b'\n', bytes) else {
+                        if line.len() + bytes.len() > MAX_LINE {
+                            self.state = Framing::Unknown;
+                        } else {
+                            line.extend_from_slice(bytes);
+                        }
+                        return;
+                    };
+                    let (this, rest) = bytes.split_at(end + 1);
+                    bytes = rest;
+                    if line.len() + this.len() > MAX_LINE {
                         self.state = Framing::Unknown;
                         return;
                     }
-                    line.extend_from_slice(&bytes[..take]);
-                    bytes = &bytes[take..];
-                    if end.is_some() {
-                        self.end_of_line();
+                    if line.is_empty() {
+                        self.end_of_line(this);
+                    } else {
+                        line.extend_from_slice(this);
+                        let mut whole = std::mem::take(line);
+                        self.end_of_line(&whole);
+                        if let Framing::Head { line, .. } = &mut self.state {
+                            whole.clear();
+                            *line = whole;
+                        }
                     }
                 }
                 Framing::H2 | Framing::Unknown => return,
@@ -407,11 +423,12 @@ impl Scanner {
         }
     }
 
-    fn end_of_line(&mut self) {
+    /// Takes one whole line (with its `\n`) of a request head.
+    fn end_of_line(&mut self, line: &[u8]) {
         let Framing::Head {
-            line,
             request_line_seen,
             content_length,
+            ..
         } = &mut self.state
         else {
             return;
@@ -460,7 +477,6 @@ impl Scanner {
                 return;
             }
         }
-        line.clear();
     }
 }
 
