@@ -442,12 +442,10 @@ impl Scanner {
                 // Empty lines before a request line are ignored (RFC 9112 §2.2).
             } else if text == b"PRI * HTTP/2.0" {
                 self.state = Framing::H2;
-                return;
             } else if text.ends_with(b" HTTP/1.1") || text.ends_with(b" HTTP/1.0") {
                 *request_line_seen = true;
             } else {
                 self.state = Framing::Unknown;
-                return;
             }
         } else if text.is_empty() {
             let body = *content_length;
@@ -457,7 +455,6 @@ impl Scanner {
             } else {
                 Framing::default()
             };
-            return;
         } else if let Some(colon) = text.iter().position(|&b| b == b':') {
             let name = text[..colon].trim_ascii();
             let value = text[colon + 1..].trim_ascii();
@@ -467,14 +464,10 @@ impl Scanner {
                     .and_then(|v| v.parse::<u64>().ok())
                 {
                     Some(n) => *content_length = n,
-                    None => {
-                        self.state = Framing::Unknown;
-                        return;
-                    }
+                    None => self.state = Framing::Unknown,
                 }
             } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
                 self.state = Framing::Unknown;
-                return;
             }
         }
     }
