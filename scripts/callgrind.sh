@@ -10,8 +10,8 @@
 # Prints instructions per call, the ratio to the floor, and the top functions by inclusive cost.
 #
 # usage: scripts/callgrind.sh [-n COUNT] [-w WARMUP] [-k TOP] [SCENARIO ...]
-# scenarios: floor, deployed, deployed-warn (RUST_LOG=warn), deployed-http1 (HTTP_PROTOCOL=http1),
-#            balance (AUTH_MODE=none)   (default: floor deployed)
+# scenarios: floor, deployed, deployed-warn (RUST_LOG=warn), balance (AUTH_MODE=none)
+#            (default: floor deployed)
 # The binaries are built with symbols (CARGO_PROFILE_RELEASE_STRIP=false), otherwise as released.
 # Honours CARGO_TARGET_DIR. KEEP=DIR keeps the callgrind files there for callgrind_annotate;
 # BIN=PATH profiles another build of the service (e.g. the previous commit's); SKIP_BUILD=1 builds nothing.
@@ -61,7 +61,6 @@ for name in "${scenarios[@]}"; do
     floor) extra=(); program=$floor ;;
     deployed) extra=(AUTH_MODE=google-oidc $idp_env); program=$bin ;;
     deployed-warn) extra=(AUTH_MODE=google-oidc $idp_env RUST_LOG=warn); program=$bin ;;
-    deployed-http1) extra=(AUTH_MODE=google-oidc $idp_env HTTP_PROTOCOL=http1); program=$bin ;;
     balance) extra=(); program=$bin; auth="" ;;
     *) echo "unknown scenario: $name" >&2; exit 2 ;;
   esac

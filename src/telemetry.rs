@@ -457,7 +457,13 @@ where
         ctx: Context<'_, S>,
     ) {
         if let Some(span) = ctx.span(id) {
-            let mut fields = Fields::default();
+            // Sized once for a request span's few short fields, so recording them (now or later
+            // with `Span::record`) does not grow the buffers step by step.
+            let mut fields = Fields {
+                json: Vec::with_capacity(256),
+                entries: Vec::with_capacity(8),
+                ..Fields::default()
+            };
             attrs.record(&mut fields);
             span.extensions_mut().insert(SpanFields(fields));
         }

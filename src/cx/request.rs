@@ -272,7 +272,14 @@ impl WebhookRequest {
                 );
             }
         }
-        serde_json::from_slice::<WebhookRequest>(body).map_err(|e| match e.classify() {
+        // One UTF-8 check of the whole body, then `from_str`, which trusts it: `from_slice` checks
+        // every string again on its own (a quarter of the parse, measured with callgrind). A body
+        // that is not UTF-8 goes through `from_slice` for its error, which names where it broke.
+        let parsed = match std::str::from_utf8(body) {
+            Ok(text) => serde_json::from_str::<WebhookRequest>(text),
+            Err(_) => serde_json::from_slice::<WebhookRequest>(body),
+        };
+        parsed.map_err(|e| match e.classify() {
             serde_json::error::Category::Data => invalid(body, &e),
             _ => malformed(&e),
         })
@@ -386,6 +393,16 @@ mod tests {
             WebhookRequest::from_slice(b"  ").unwrap_err().kind,
             RequestErrorKind::MalformedJson
         );
+    }
+
+    #[test]
+    fn a_body_that_is_not_utf8_is_malformed_json() {
+        let e = WebhookRequest::from_slice(b"{\"text\":\"caf\xe9\"}").unwrap_err();
+        assert_eq!(e.kind, RequestErrorKind::MalformedJson);
+        assert!(e.message.contains("line 1 column"), "{}", e.message);
+        // Multi-byte UTF-8 is text like any other.
+        let r = WebhookRequest::from_slice("{\"text\":\"café ₹\"}".as_bytes()).unwrap();
+        assert_eq!(r.text.as_deref(), Some("café ₹"));
     }
 
     #[test]

@@ -390,16 +390,32 @@ impl Scanner {
                     }
                 }
                 Framing::Head { line, .. } => {
-                    let end = bytes.iter().position(|&b| b == b'\n');
-                    let take = end.map_or(bytes.len(), |i| i + 1);
-                    if line.len() + take > MAX_LINE {
+                    // memchr finds the line end with SIMD; a line is copied only when it spans
+                    // two reads (the common whole line is examined where it lies).
+                    let Some(end) = memchr::memchr(b'\n', bytes) else {
+                        if line.len() + bytes.len() > MAX_LINE {
+                            self.state = Framing::Unknown;
+                        } else {
+                            line.extend_from_slice(bytes);
+                        }
+                        return;
+                    };
+                    let (this, rest) = bytes.split_at(end + 1);
+                    bytes = rest;
+                    if line.len() + this.len() > MAX_LINE {
                         self.state = Framing::Unknown;
                         return;
                     }
-                    line.extend_from_slice(&bytes[..take]);
-                    bytes = &bytes[take..];
-                    if end.is_some() {
-                        self.end_of_line();
+                    if line.is_empty() {
+                        self.end_of_line(this);
+                    } else {
+                        line.extend_from_slice(this);
+                        let mut whole = std::mem::take(line);
+                        self.end_of_line(&whole);
+                        if let Framing::Head { line, .. } = &mut self.state {
+                            whole.clear();
+                            *line = whole;
+                        }
                     }
                 }
                 Framing::H2 | Framing::Unknown => return,
@@ -407,11 +423,12 @@ impl Scanner {
         }
     }
 
-    fn end_of_line(&mut self) {
+    /// Takes one whole line (with its `\n`) of a request head.
+    fn end_of_line(&mut self, line: &[u8]) {
         let Framing::Head {
-            line,
             request_line_seen,
             content_length,
+            ..
         } = &mut self.state
         else {
             return;
@@ -425,12 +442,10 @@ impl Scanner {
                 // Empty lines before a request line are ignored (RFC 9112 §2.2).
             } else if text == b"PRI * HTTP/2.0" {
                 self.state = Framing::H2;
-                return;
             } else if text.ends_with(b" HTTP/1.1") || text.ends_with(b" HTTP/1.0") {
                 *request_line_seen = true;
             } else {
                 self.state = Framing::Unknown;
-                return;
             }
         } else if text.is_empty() {
             let body = *content_length;
@@ -440,7 +455,6 @@ impl Scanner {
             } else {
                 Framing::default()
             };
-            return;
         } else if let Some(colon) = text.iter().position(|&b| b == b':') {
             let name = text[..colon].trim_ascii();
             let value = text[colon + 1..].trim_ascii();
@@ -450,17 +464,12 @@ impl Scanner {
                     .and_then(|v| v.parse::<u64>().ok())
                 {
                     Some(n) => *content_length = n,
-                    None => {
-                        self.state = Framing::Unknown;
-                        return;
-                    }
+                    None => self.state = Framing::Unknown,
                 }
             } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
                 self.state = Framing::Unknown;
-                return;
             }
         }
-        line.clear();
     }
 }
 

@@ -25,7 +25,8 @@ impl Accounts<'_> {
                 Ok(Account {
                     id: id.clone(),
                     holder_name: r.get(0)?,
-                    balance: Money::new(r.get(2)?, currency(&r.get::<_, String>(1)?)?),
+                    // The code is read in place (no String per call).
+                    balance: Money::new(r.get(2)?, currency(r.get_ref(1)?.as_str()?)?),
                 })
             })
             .optional()
