@@ -11,15 +11,13 @@ scenarios (default: all, in this order):
            four callers book: what they heard, how many bookings exist after the lock is gone
            (none may exist for a caller told "try again"), then each caller's next turn in the
            same session (a new detectIntentResponseId): confirmed once, never booked twice.
-  sigterm  wrk (2 threads, 64 connections) on account.balance with INFO logs; SIGTERM after 3 s:
-           requests answered, wrk's read/write errors (a received request that was reset), and
-           one log line per answered call.
   flood    examples/flood: 7 rounds of 1,000 slowloris connections and 3 rounds of h2c stream
            floods; the server's resident memory after each round.
 
 --bin defaults to target/release/cx-webhook, --flood to target/release/examples/flood (build them
-with `cargo build --release --bin cx-webhook --example flood`). Needs wrk for `sigterm`. Every
-server is a fresh process on 127.0.0.1 with its own database file in a temporary directory.
+with `cargo build --release --bin cx-webhook --example flood`). Every server is a fresh process on
+127.0.0.1 with its own database file in a temporary directory. SIGTERM under load (issue 14, item 4)
+is scripts/sigterm-load.sh.
 """
 
 import argparse
@@ -283,31 +281,6 @@ def booking(args, workdir):
     server.stop()
 
 
-def sigterm(args, workdir):
-    server = Server(args.bin, workdir)
-    env = dict(os.environ, FIXTURE=os.path.join(FIXTURES, "account-balance.json"))
-    wrk = subprocess.Popen(
-        ["wrk", "-t2", "-c64", "-d8s", "--timeout", "5s", "-s",
-         os.path.join(ROOT, "scripts", "wrk-post.lua"), f"http://{server.addr[0]}:{server.addr[1]}/webhook"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    time.sleep(3)
-    sent_at = time.monotonic()
-    server.proc.send_signal(signal.SIGTERM)
-    code = server.proc.wait(60)
-    exit_secs = time.monotonic() - sent_at
-    out, _ = wrk.communicate(60)
-    server.log.close()
-    answered = int(re.search(r"(\d+) requests in", out).group(1))
-    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
-    connect, read, write, timeout = map(int, errors.groups()) if errors else (0, 0, 0, 0)
-    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    logged = sum(line.get("message") == "webhook call" for line in server.lines())
-    print(f"sigterm: wrk got {answered} answers ({non2xx.group(1) if non2xx else 0} non-2xx); "
-          f"read errors {read}, write errors {write}, timeouts {timeout}, connect errors {connect} "
-          f"(wrk retrying after the server exited); 'webhook call' log lines {logged}; server exited with "
-          f"{code} {exit_secs:.2f} s after SIGTERM")
-
-
 def flood(args, workdir):
     server = Server(args.bin, workdir)
     out = subprocess.run([args.flood, f"{server.addr[0]}:{server.addr[1]}", str(server.proc.pid), "7", "3"],
@@ -317,7 +290,7 @@ def flood(args, workdir):
     server.stop()
 
 
-SCENARIOS = {"silent": silent, "booking": booking, "sigterm": sigterm, "flood": flood}
+SCENARIOS = {"silent": silent, "booking": booking, "flood": flood}
 
 
 def main():
