@@ -45,12 +45,9 @@ trap 'kill "${pid:-}" "${idp_pid:-}" 2>/dev/null || true; rm -rf "$work"' EXIT
 
 scenarios=("$@"); [ ${#scenarios[@]} -gt 0 ] || scenarios=(floor deployed)
 
-"$target/debug/examples/dev_idp" >"$work/idp.env" 2>&1 &
-idp_pid=$!
-for _ in $(seq 100); do grep -q '^TOKEN=' "$work/idp.env" && break; sleep 0.1; done
-grep -q '^TOKEN=' "$work/idp.env" || { echo "dev_idp did not start:" >&2; cat "$work/idp.env" >&2; exit 1; }
-idp_env=$(grep '^AUTH_' "$work/idp.env" | tr '\n' ' ')
-token="Bearer $(sed -n 's/^TOKEN=//p' "$work/idp.env")"
+# shellcheck source=scripts/dev-idp.sh
+. scripts/dev-idp.sh
+start_dev_idp "$work" "$target"
 
 fixture=tests/fixtures/account-balance.json
 declare -A per_call
@@ -59,8 +56,8 @@ for name in "${scenarios[@]}"; do
   # shellcheck disable=SC2206
   case $name in
     floor) extra=(); program=$floor ;;
-    deployed) extra=(AUTH_MODE=google-oidc $idp_env); program=$bin ;;
-    deployed-warn) extra=(AUTH_MODE=google-oidc $idp_env RUST_LOG=warn); program=$bin ;;
+    deployed) extra=(AUTH_MODE=google-oidc "${idp_env[@]}"); program=$bin ;;
+    deployed-warn) extra=(AUTH_MODE=google-oidc "${idp_env[@]}" RUST_LOG=warn); program=$bin ;;
     balance) extra=(); program=$bin; auth="" ;;
     *) echo "unknown scenario: $name" >&2; exit 2 ;;
   esac

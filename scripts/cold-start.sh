@@ -28,13 +28,9 @@ floor=$target/release/examples/floor
 work=$(mktemp -d)
 trap 'kill "${pid:-}" "${idp_pid:-}" 2>/dev/null || true; rm -rf "$work"' EXIT
 
-"$target/debug/examples/dev_idp" >"$work/idp.env" 2>&1 &
-idp_pid=$!
-for _ in $(seq 100); do grep -q '^TOKEN=' "$work/idp.env" && break; sleep 0.1; done
-grep -q '^TOKEN=' "$work/idp.env" || { echo "dev_idp did not start:" >&2; cat "$work/idp.env" >&2; exit 1; }
-# shellcheck disable=SC2207
-idp_env=($(grep '^AUTH_' "$work/idp.env"))
-token="Bearer $(sed -n 's/^TOKEN=//p' "$work/idp.env")"
+# shellcheck source=scripts/dev-idp.sh
+. scripts/dev-idp.sh
+start_dev_idp "$work" "$target"
 fixture=tests/fixtures/account-balance.json
 export LC_ALL=C # ${#body} counts bytes
 body=$(<"$fixture")

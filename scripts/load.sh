@@ -64,13 +64,10 @@ scenarios=("$@"); [ ${#scenarios[@]} -gt 0 ] || scenarios=("${all[@]}")
 # loopback (a debug build is enough: it answers one fetch per server start).
 if [[ " ${scenarios[*]} " =~ \ (oidc|deployed|verified) ]]; then
   [ -n "${SKIP_BUILD:-}" ] || cargo build --quiet --example dev_idp
-  "$target/debug/examples/dev_idp" >"$work/idp.env" 2>&1 &
-  idp_pid=$!
-  for _ in $(seq 100); do grep -q '^TOKEN=' "$work/idp.env" && break; sleep 0.1; done
-  grep -q '^TOKEN=' "$work/idp.env" || { echo "dev_idp did not start:" >&2; cat "$work/idp.env" >&2; exit 1; }
-  idp_env=$(grep '^AUTH_' "$work/idp.env" | tr '\n' ' ')
-  token="Bearer $(sed -n 's/^TOKEN=//p' "$work/idp.env")"
-  env[oidc]="AUTH_MODE=google-oidc $idp_env"
+  # shellcheck source=scripts/dev-idp.sh
+  . scripts/dev-idp.sh
+  start_dev_idp "$work" "$target"
+  env[oidc]="AUTH_MODE=google-oidc ${idp_env[*]}"
   env[oidc-nocache]="${env[oidc]} AUTH_TOKEN_CACHE_SIZE=0"
   env[deployed]="${env[oidc]}"
   env[deployed-warn]="${env[oidc]} RUST_LOG=warn"
