@@ -10,7 +10,8 @@
 # Prints instructions per call, the ratio to the floor, and the top functions by inclusive cost.
 #
 # usage: scripts/callgrind.sh [-n COUNT] [-w WARMUP] [-k TOP] [SCENARIO ...]
-# scenarios: floor, deployed, deployed-warn (RUST_LOG=warn), balance (AUTH_MODE=none)
+# scenarios: floor, deployed, deployed-warn (RUST_LOG=warn), balance (AUTH_MODE=none), verified
+#            (deployed with ACCOUNT_ACCESS=verified and demo-user-1's ID token in the payload)
 #            (default: floor deployed)
 # The binaries are built with symbols (CARGO_PROFILE_RELEASE_STRIP=false), otherwise as released.
 # Honours CARGO_TARGET_DIR. KEEP=DIR keeps the callgrind files there for callgrind_annotate;
@@ -24,7 +25,7 @@ while getopts "n:w:k:" opt; do
     n) count=$OPTARG ;;
     w) warmup=$OPTARG ;;
     k) top=$OPTARG ;;
-    *) sed -n '2,17p' "$0"; exit 2 ;;
+    *) sed -n '2,18p' "$0"; exit 2 ;;
   esac
 done
 shift $((OPTIND - 1))
@@ -49,16 +50,18 @@ scenarios=("$@"); [ ${#scenarios[@]} -gt 0 ] || scenarios=(floor deployed)
 . scripts/dev-idp.sh
 start_dev_idp "$work" "$target"
 
-fixture=tests/fixtures/account-balance.json
+if [[ " ${scenarios[*]} " =~ \ verified\  ]]; then verified_fixture "$work" "$work/verified.json"; fi
 declare -A per_call
 for name in "${scenarios[@]}"; do
-  auth=$token
+  auth=$token fixture=tests/fixtures/account-balance.json
   # shellcheck disable=SC2206
   case $name in
     floor) extra=(); program=$floor ;;
     deployed) extra=(AUTH_MODE=google-oidc "${idp_env[@]}"); program=$bin ;;
     deployed-warn) extra=(AUTH_MODE=google-oidc "${idp_env[@]}" RUST_LOG=warn); program=$bin ;;
     balance) extra=(); program=$bin; auth="" ;;
+    verified) extra=(AUTH_MODE=google-oidc "${idp_env[@]}" ACCOUNT_ACCESS=verified "${end_user_env[@]}")
+      program=$bin fixture=$work/verified.json ;;
     *) echo "unknown scenario: $name" >&2; exit 2 ;;
   esac
   log="$work/$name.log" out="$work/$name.callgrind"

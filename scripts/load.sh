@@ -76,14 +76,8 @@ if [[ " ${scenarios[*]} " =~ \ (oidc|deployed|verified) ]]; then
   env[verified]="${env[oidc]} ACCOUNT_ACCESS=verified $(grep '^END_USER_' "$work/idp.env" | tr '\n' ' ')"
   for name in oidc oidc-nocache deployed deployed-warn verified; do auth[$name]=$token; done
   if [[ " ${scenarios[*]} " =~ \ verified ]]; then
-    mint=$(sed -n 's/^DEV_IDP_URL=//p' "$work/idp.env")/mint
-    user_token=$(curl -sf -H 'content-type: application/json' --data '{"sub":"demo-user-1"}' "$mint" \
-      | sed -n 's/.*"id_token":"\([^"]*\)".*/\1/p')
-    [ -n "$user_token" ] || { echo "no end-user token from $mint" >&2; exit 1; }
     fixture[verified]=$work/verified.json
-    # The fixture's first line is its opening brace: the payload goes right after it.
-    awk -v token="$user_token" 'NR == 1 && $0 == "{" { print; print "  \"payload\": {\"userIdToken\": \"" token "\"},"; next } { print }' \
-      tests/fixtures/account-balance.json >"${fixture[verified]}"
+    verified_fixture "$work" "${fixture[verified]}"
   fi
 fi
 

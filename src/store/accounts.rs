@@ -8,6 +8,16 @@ use crate::domain::{Account, AccountId, Money, Subject, Transaction, Transaction
 /// Most accounts one owner or one phone number is listed with.
 pub const MAX_ACCOUNTS_PER_OWNER: u32 = 20;
 
+const RECENT_TRANSACTIONS: &str = "SELECT t.posted_at, t.description, t.amount_minor, a.currency
+     FROM transactions t JOIN accounts a ON a.account_id = t.account_id
+     WHERE t.account_id = ?1
+     ORDER BY t.posted_at DESC, t.id DESC
+     LIMIT ?2";
+const OWNED_BY: &str =
+    "SELECT account_id FROM account_owners WHERE subject = ?1 ORDER BY account_id LIMIT ?2";
+const BY_PHONE: &str =
+    "SELECT account_id FROM account_phones WHERE phone = ?1 ORDER BY account_id LIMIT ?2";
+
 /// The accounts repository (borrowed from a [`Store`]).
 #[derive(Debug, Clone, Copy)]
 pub struct Accounts<'s> {
@@ -40,13 +50,7 @@ impl Accounts<'_> {
         limit: TransactionLimit,
     ) -> Result<Vec<Transaction>, StoreError> {
         self.store.read(|conn| {
-            let mut stmt = conn.prepare_cached(
-                "SELECT t.posted_at, t.description, t.amount_minor, a.currency
-                 FROM transactions t JOIN accounts a ON a.account_id = t.account_id
-                 WHERE t.account_id = ?1
-                 ORDER BY t.posted_at DESC, t.id DESC
-                 LIMIT ?2",
-            )?;
+            let mut stmt = conn.prepare_cached(RECENT_TRANSACTIONS)?;
             let rows = stmt.query_map(params![id.as_str(), limit.get()], |r| {
                 let posted: String = r.get(0)?;
                 Ok(Transaction {
@@ -64,18 +68,12 @@ impl Accounts<'_> {
     /// The accounts `subject` owns, in order (a primary-key range, at most
     /// [`MAX_ACCOUNTS_PER_OWNER`]).
     pub fn owned_by(&self, subject: &Subject) -> Result<Vec<AccountId>, StoreError> {
-        self.ids(
-            "SELECT account_id FROM account_owners WHERE subject = ?1 ORDER BY account_id LIMIT ?2",
-            subject.as_str(),
-        )
+        self.ids(OWNED_BY, subject.as_str())
     }
 
     /// The accounts registered with this phone number (E.164), in order (a primary-key range).
     pub fn by_phone(&self, phone: &str) -> Result<Vec<AccountId>, StoreError> {
-        self.ids(
-            "SELECT account_id FROM account_phones WHERE phone = ?1 ORDER BY account_id LIMIT ?2",
-            phone,
-        )
+        self.ids(BY_PHONE, phone)
     }
 
     fn ids(&self, sql: &str, key: &str) -> Result<Vec<AccountId>, StoreError> {
@@ -97,5 +95,46 @@ impl Accounts<'_> {
                 .optional()
                 .map(Option::flatten)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rusqlite::StatementStatus;
+
+    use super::*;
+    use crate::store::Create;
+
+    /// Without the query planner stability guarantee (see `configure` in [`crate::store`]) SQLite
+    /// re-prepares these on every new binding; each must be prepared once and then reused.
+    #[test]
+    fn the_per_call_reads_are_prepared_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _) =
+            Store::open(&dir.path().join("cx.db"), Create::IfMissing { seed: true }).unwrap();
+        let accounts = store.accounts();
+        let a1001 = AccountId::parse("A1001").unwrap();
+        for (subject, limit) in [("demo-user-1", 3), ("demo-user-2", 5), ("demo-user-1", 3)] {
+            let owned = accounts.owned_by(&Subject::new(subject).unwrap()).unwrap();
+            assert!(!owned.is_empty(), "{subject}");
+            accounts.by_phone("+919876501001").unwrap();
+            let limit = TransactionLimit::clamp(Some(limit)).0;
+            assert!(
+                !accounts
+                    .recent_transactions(&a1001, limit)
+                    .unwrap()
+                    .is_empty()
+            );
+        }
+        for sql in [OWNED_BY, BY_PHONE, RECENT_TRANSACTIONS] {
+            let reprepared = store
+                .read(|conn| {
+                    Ok(conn
+                        .prepare_cached(sql)?
+                        .get_status(StatementStatus::RePrepare))
+                })
+                .unwrap();
+            assert_eq!(reprepared, 0, "re-prepared on rebinding: {sql}");
+        }
     }
 }
