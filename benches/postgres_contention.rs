@@ -20,6 +20,9 @@
 //! `TEST_POSTGRES_URL` (a role with CREATEDB; see `.ci/run`), otherwise it says so and exits.
 //! Run: `cargo bench --bench postgres_contention`. The figures are recorded in docs/postgres.md.
 
+#[path = "../tests/api/pg.rs"]
+mod pg;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -82,10 +85,10 @@ fn main() {
             "scenario", "store", "creates/s", "p50 ms", "p99 ms", "booked", "retries"
         );
         for s in SCENARIOS {
-            let url = fresh_db(&base).await;
+            let url = pg::fresh_db(&base).await;
             let row = slot_row(&url, *s).await;
             row.print(s.name, "pg slot-row x3");
-            let url = fresh_db(&base).await;
+            let url = pg::fresh_db(&base).await;
             let ser = serializable(&url, *s).await;
             ser.print(s.name, "pg serializable x3");
             let lite = sqlite(*s).await;
@@ -351,23 +354,4 @@ async fn sqlite(s: Scenario) -> Run {
     .await;
     drop(dir);
     run
-}
-
-async fn fresh_db(base: &str) -> String {
-    let (client, conn) = tokio_postgres::connect(base, tokio_postgres::NoTls)
-        .await
-        .expect("connect to TEST_POSTGRES_URL");
-    tokio::spawn(conn);
-    let mut bytes = [0u8; 6];
-    getrandom::fill(&mut bytes).unwrap();
-    let name = format!(
-        "cxw_b_{}",
-        bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
-    );
-    client
-        .batch_execute(&format!("CREATE DATABASE {name}"))
-        .await
-        .unwrap();
-    let (head, _) = base.rsplit_once('/').expect("a postgresql://.../db URL");
-    format!("{head}/{name}")
 }

@@ -71,13 +71,13 @@ if [[ " ${scenarios[*]} " =~ \ (oidc|deployed|verified) ]]; then
   env[oidc-nocache]="${env[oidc]} AUTH_TOKEN_CACHE_SIZE=0"
   env[deployed]="${env[oidc]}"
   env[deployed-warn]="${env[oidc]} RUST_LOG=warn"
-  # verified: the end users' issuer is dev_idp too; its mint signs demo-user-1's token (the owner of
-  # A1001, the account the fixture asks for), which goes into the fixture's payload.
-  env[verified]="${env[oidc]} ACCOUNT_ACCESS=verified $(grep '^END_USER_' "$work/idp.env" | tr '\n' ' ')"
   for name in oidc oidc-nocache deployed deployed-warn verified; do auth[$name]=$token; done
   if [[ " ${scenarios[*]} " =~ \ verified ]]; then
+    # The end users' issuer is dev_idp too; its mint signs demo-user-1's token (the owner of
+    # A1001, the account the fixture asks for), which goes into the fixture's payload.
     fixture[verified]=$work/verified.json
     verified_fixture "$work" "${fixture[verified]}"
+    env[verified]="${env[oidc]} ACCOUNT_ACCESS=verified ${end_user_env[*]}"
   fi
 fi
 
