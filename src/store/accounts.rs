@@ -1,4 +1,6 @@
 //! Accounts and their transactions: indexed point reads, safe inline (see [`crate::store`]).
+//! Accounts, owners and phones are answered from the in-memory account book when it is held
+//! ([`super::book`]), from SQLite otherwise; transactions always come from SQLite.
 
 use rusqlite::{OptionalExtension, params};
 
@@ -27,6 +29,9 @@ pub struct Accounts<'s> {
 impl Accounts<'_> {
     /// The account with this id, if it exists (a primary-key read).
     pub fn get(&self, id: &AccountId) -> Result<Option<Account>, StoreError> {
+        if let Some(found) = self.store.book(|book| book.get(id)) {
+            return Ok(found);
+        }
         self.store.read(|conn| {
             conn.prepare_cached(
                 "SELECT holder_name, currency, balance_minor FROM accounts WHERE account_id = ?1",
@@ -68,11 +73,17 @@ impl Accounts<'_> {
     /// The accounts `subject` owns, in order (a primary-key range, at most
     /// [`MAX_ACCOUNTS_PER_OWNER`]).
     pub fn owned_by(&self, subject: &Subject) -> Result<Vec<AccountId>, StoreError> {
+        if let Some(found) = self.store.book(|book| book.owned_by(subject.as_str())) {
+            return Ok(found);
+        }
         self.ids(OWNED_BY, subject.as_str())
     }
 
     /// The accounts registered with this phone number (E.164), in order (a primary-key range).
     pub fn by_phone(&self, phone: &str) -> Result<Vec<AccountId>, StoreError> {
+        if let Some(found) = self.store.book(|book| book.by_phone(phone)) {
+            return Ok(found);
+        }
         self.ids(BY_PHONE, phone)
     }
 
@@ -89,6 +100,9 @@ impl Accounts<'_> {
 
     /// The account's PIN hash (a PHC string), if it has one (a primary-key read).
     pub fn pin_hash(&self, id: &AccountId) -> Result<Option<String>, StoreError> {
+        if let Some(found) = self.store.book(|book| book.pin_hash(id)) {
+            return Ok(found);
+        }
         self.store.read(|conn| {
             conn.prepare_cached("SELECT pin_hash FROM accounts WHERE account_id = ?1")?
                 .query_row([id.as_str()], |r| r.get::<_, Option<String>>(0))

@@ -39,12 +39,18 @@
 //! statement is parsed again on every call: 28,000 instructions, a quarter of a verified
 //! account.balance call (callgrind). Every read here is indexed, with one plan for all values.
 //!
+//! **Accounts, owners and phones are held in memory** ([`book`]): the service never writes them,
+//! and each SQLite read transaction costs three system calls (the `-shm` read-mark lock and unlock,
+//! an `fstat`) that a hash lookup does not. A change counter kept by triggers brings changes from
+//! other processes within about a second.
+//!
 //! ## Repositories
 //! Callers never see SQL or a connection: [`Store::accounts`], [`Store::catalog`] and
 //! [`Store::bookings`] hand out typed repositories that speak [`crate::domain`] types. Bookings sit
 //! behind the [`bookings::BookingRepository`] trait, since they may live elsewhere (PostgreSQL).
 
 pub mod accounts;
+pub mod book;
 pub mod bookings;
 pub mod catalog;
 pub mod pins;
@@ -163,6 +169,7 @@ struct Inner {
     readers: Mutex<Vec<Connection>>,
     max_idle_readers: usize,
     read_only: bool,
+    book: book::BookCell,
 }
 
 impl std::fmt::Debug for Store {
@@ -385,6 +392,8 @@ impl Store {
             .pragma_update(None, "synchronous", "FULL")
             .map_err(open_err)?;
         check_integrity(&writer, path, "quick_check")?;
+        let book = book::BookCell::default();
+        book.reload(&writer).map_err(open_err)?;
 
         let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
         let store = Store {
@@ -394,6 +403,7 @@ impl Store {
                 readers: Mutex::new(Vec::new()),
                 max_idle_readers: workers * 2 + 2,
                 read_only,
+                book,
             }),
         };
         Ok((store, opened))
@@ -426,7 +436,27 @@ impl Store {
 
     /// Writes (or rewrites) the demo data; bookings are never touched. Blocking.
     pub fn seed(&self) -> Result<(), StoreError> {
-        self.write_now(seed::seed)
+        self.write_now(|conn| {
+            seed::seed(conn)?;
+            Ok(self.inner.book.reload(conn)?)
+        })
+    }
+
+    /// Runs `f` over the in-memory account book (see [`book`]), first checking the file for
+    /// changes when that is due; `None` when the book is not held (too large): read SQLite.
+    fn book<T>(&self, f: impl FnOnce(&book::Book) -> T) -> Option<T> {
+        let cell = &self.inner.book;
+        if cell.check_due() {
+            // A failed check keeps the book as of the last good one and is retried at the next
+            // interval; a per-call read would have failed the same way.
+            if let Err(error) = self.read(|conn| cell.refresh(conn)) {
+                tracing::warn!(
+                    error = %crate::telemetry::error_chain(&error),
+                    "cannot check the account tables for changes"
+                );
+            }
+        }
+        cell.with(f)
     }
 
     /// Runs a bounded, indexed read on the calling thread with a pooled read-only connection.

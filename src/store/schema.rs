@@ -137,6 +137,34 @@ const MIGRATIONS: &[&str] = &[
         locked_until TEXT
     ) STRICT, WITHOUT ROWID;
     "#,
+    // 2 -> 3: a counter every change to accounts, owners or phones bumps (by trigger, whoever
+    // writes), so the in-memory account book (see `crate::store::book`) knows when to reload.
+    r#"
+    CREATE TABLE account_data_version (
+        id      INTEGER PRIMARY KEY CHECK (id = 1),
+        version INTEGER NOT NULL
+    ) STRICT;
+    INSERT INTO account_data_version (id, version) VALUES (1, 0);
+
+    CREATE TRIGGER accounts_inserted AFTER INSERT ON accounts
+        BEGIN UPDATE account_data_version SET version = version + 1; END;
+    CREATE TRIGGER accounts_updated AFTER UPDATE ON accounts
+        BEGIN UPDATE account_data_version SET version = version + 1; END;
+    CREATE TRIGGER accounts_deleted AFTER DELETE ON accounts
+        BEGIN UPDATE account_data_version SET version = version + 1; END;
+    CREATE TRIGGER account_owners_inserted AFTER INSERT ON account_owners
+        BEGIN UPDATE account_data_version SET version = version + 1; END;
+    CREATE TRIGGER account_owners_updated AFTER UPDATE ON account_owners
+        BEGIN UPDATE account_data_version SET version = version + 1; END;
+    CREATE TRIGGER account_owners_deleted AFTER DELETE ON account_owners
+        BEGIN UPDATE account_data_version SET version = version + 1; END;
+    CREATE TRIGGER account_phones_inserted AFTER INSERT ON account_phones
+        BEGIN UPDATE account_data_version SET version = version + 1; END;
+    CREATE TRIGGER account_phones_updated AFTER UPDATE ON account_phones
+        BEGIN UPDATE account_data_version SET version = version + 1; END;
+    CREATE TRIGGER account_phones_deleted AFTER DELETE ON account_phones
+        BEGIN UPDATE account_data_version SET version = version + 1; END;
+    "#,
 ];
 
 /// What [`inspect`] found in a database file.

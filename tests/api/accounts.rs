@@ -28,6 +28,31 @@ async fn balance_fixture_answers_with_text_and_session_params() {
     assert_eq!(params["account_id"], "A1001");
 }
 
+/// Accounts are answered from memory (`store::book`); a change another process makes to the file
+/// must still reach the answers, within about a second.
+#[tokio::test]
+async fn a_balance_changed_in_the_file_by_another_process_is_answered() {
+    let app = spawn_open_accounts().await;
+    let text = |a: common::Answer| a.texts().join(" ");
+    assert!(text(app.post(balance("A1002")).await).contains("is ₹"));
+    let other = rusqlite::Connection::open(app.store.path()).unwrap();
+    other
+        .execute(
+            "UPDATE accounts SET balance_minor = 4200, currency = 'USD' WHERE account_id = 'A1002'",
+            [],
+        )
+        .unwrap();
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let said = text(app.post(balance("A1002")).await);
+        if said == "The balance of account A1002 is $42.00." {
+            break;
+        }
+        assert!(std::time::Instant::now() < until, "still answers {said:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::test]
 async fn seed_alias_and_event_triggered_requests_reach_the_balance() {
     let app = spawn_open_accounts().await;
