@@ -56,9 +56,49 @@ impl Money {
     /// The amount as an exact decimal string in major units, e.g. `1234.50` (for session
     /// parameters: exact, unlike a JSON float).
     pub fn decimal(&self) -> String {
-        let sign = if self.minor < 0 { "-" } else { "" };
+        self.render(&mut [0; RENDERED], Grouping::None, "")
+            .to_owned()
+    }
+
+    /// Writes the amount into `buf` from its end: sign, `prefix`, the whole units grouped as
+    /// asked, two decimals. Returns the text (ASCII digits, commas and `prefix`).
+    fn render<'b>(&self, buf: &'b mut [u8; RENDERED], grouping: Grouping, prefix: &str) -> &'b str {
+        let mut at = RENDERED;
+        let mut put = |b: u8| {
+            at -= 1;
+            buf[at] = b;
+        };
         let abs = self.minor.unsigned_abs();
-        format!("{sign}{}.{:02}", abs / 100, abs % 100)
+        put(b'0' + (abs % 10) as u8);
+        put(b'0' + (abs / 10 % 10) as u8);
+        put(b'.');
+        let mut whole = abs / 100;
+        let mut written = 0;
+        loop {
+            let comma = match grouping {
+                Grouping::None => false,
+                Grouping::Thousands => written > 0 && written % 3 == 0,
+                // 1,23,45,678: three digits, then pairs.
+                Grouping::Indian => written == 3 || (written > 3 && (written - 3) % 2 == 0),
+            };
+            if comma {
+                put(b',');
+            }
+            put(b'0' + (whole % 10) as u8);
+            written += 1;
+            whole /= 10;
+            if whole == 0 {
+                break;
+            }
+        }
+        for &b in prefix.as_bytes().iter().rev() {
+            put(b);
+        }
+        if self.minor < 0 {
+            put(b'-');
+        }
+        // Only ASCII digits, commas, '.', '-' and the UTF-8 `prefix`, each written whole.
+        std::str::from_utf8(&buf[at..]).unwrap_or("?")
     }
 
     /// Adds two amounts of the same currency (`None` on a currency mismatch or overflow).
@@ -70,38 +110,40 @@ impl Money {
     }
 }
 
-/// Groups the digits of `whole`: 1,23,45,678 (Indian) for INR, 12,345,678 otherwise.
-fn group_digits(whole: u64, indian: bool) -> String {
-    let digits = whole.to_string();
-    let len = digits.len();
-    let mut out = String::with_capacity(len + len / 2);
-    for (i, ch) in digits.chars().enumerate() {
-        let left = len - i; // digits from here to the end
-        let comma = i > 0
-            && if indian {
-                left == 3 || (left > 3 && (left - 3).is_multiple_of(2))
-            } else {
-                left.is_multiple_of(3)
-            };
-        if comma {
-            out.push(',');
-        }
-        out.push(ch);
-    }
-    out
+/// Room for any `i64` amount rendered with separators and a prefix (19 digits, 9 commas, a point,
+/// 2 decimals, a sign and a 4-byte prefix: 36 bytes).
+const RENDERED: usize = 48;
+
+/// How [`Money::render`] groups the whole units.
+#[derive(Clone, Copy)]
+enum Grouping {
+    /// `12345678`
+    None,
+    /// `12,345,678`
+    Thousands,
+    /// `1,23,45,678` (INR)
+    Indian,
 }
 
 impl fmt::Display for Money {
     /// `₹1,23,456.78`, `-$12.00`, `CHF 5.00`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let sign = if self.minor < 0 { "-" } else { "" };
-        let abs = self.minor.unsigned_abs();
-        let whole = group_digits(abs / 100, self.currency == Currency::INR);
-        let cents = abs % 100;
-        match self.currency.symbol() {
-            Some(symbol) => write!(f, "{sign}{symbol}{whole}.{cents:02}"),
-            None => write!(f, "{sign}{} {whole}.{cents:02}", self.currency.code()),
-        }
+        // Rendered into a stack buffer and written once: this runs in every account answer.
+        let grouping = if self.currency == Currency::INR {
+            Grouping::Indian
+        } else {
+            Grouping::Thousands
+        };
+        let mut code = [0u8; 4];
+        let prefix = match self.currency.symbol() {
+            Some(symbol) => symbol,
+            None => {
+                code[..3].copy_from_slice(self.currency.code().as_bytes());
+                code[3] = b' ';
+                std::str::from_utf8(&code).unwrap_or("")
+            }
+        };
+        f.write_str(self.render(&mut [0; RENDERED], grouping, prefix))
     }
 }
 
@@ -125,6 +167,16 @@ mod tests {
         assert_eq!(chf.to_string(), "CHF 5.00");
         assert_eq!(Money::new(-5, Currency::INR).decimal(), "-0.05");
         assert_eq!(Money::new(12_345_678, Currency::INR).decimal(), "123456.78");
+        assert_eq!(Money::new(0, Currency::INR).decimal(), "0.00");
+        assert_eq!(
+            Money::new(i64::MIN, Currency::INR).to_string(),
+            "-₹92,23,37,20,36,85,47,758.08"
+        );
+        assert_eq!(
+            Money::new(i64::MAX, Currency::parse("CHF").unwrap()).to_string(),
+            "CHF 92,233,720,368,547,758.07"
+        );
+        assert_eq!(Money::new(-100_000, usd.currency).to_string(), "-$1,000.00");
     }
 
     #[test]
