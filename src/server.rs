@@ -600,8 +600,11 @@ async fn webhook_inner(
         .await
         .map_err(|e| body_error(e, config, bodies))?;
 
-    let request = WebhookRequest::from_slice(&bytes)
-        .map_err(|e| HttpError::new(e.status(), e.code(), e.message))?;
+    // Boxed once here; from here on the request moves as a pointer.
+    let request = Box::new(
+        WebhookRequest::from_slice(&bytes)
+            .map_err(|e| HttpError::new(e.status(), e.code(), e.message))?,
+    );
     // The parsed request owns its strings: the body's bytes leave the connection's budget.
     drop((bytes, hold));
     let span = tracing::Span::current();

@@ -103,16 +103,20 @@ where
 /// What a handler gets: the request and the time left to answer.
 #[derive(Debug)]
 pub struct Call {
-    /// The parsed request.
-    pub request: WebhookRequest,
+    /// The parsed request (boxed: a call moves through the dispatcher into the handler's future,
+    /// and a pointer moves where the whole request would be copied each time).
+    pub request: Box<WebhookRequest>,
     /// When the answer is due (the request's budget ends here).
     pub deadline: Instant,
 }
 
 impl Call {
     /// A call due at `deadline`.
-    pub fn new(request: WebhookRequest, deadline: Instant) -> Self {
-        Call { request, deadline }
+    pub fn new(request: impl Into<Box<WebhookRequest>>, deadline: Instant) -> Self {
+        Call {
+            request: request.into(),
+            deadline,
+        }
     }
 
     /// The merged, typed parameter view.
@@ -407,7 +411,12 @@ impl Dispatcher {
     }
 
     /// Answers one request by its deadline, whatever the handler does.
-    pub async fn dispatch(&self, request: WebhookRequest, deadline: Instant) -> Dispatched {
+    pub async fn dispatch(
+        &self,
+        request: impl Into<Box<WebhookRequest>>,
+        deadline: Instant,
+    ) -> Dispatched {
+        let request = request.into();
         let (name, handler, matched) = match self.select(&request) {
             Some(route) => (route.name, route.handler.clone(), true),
             None => ("fallback", self.fallback.clone(), false),
