@@ -56,7 +56,7 @@ use crate::handlers::TOO_LARGE_TEXT;
 use crate::telemetry::TraceContext;
 
 mod conn;
-use conn::{Registration, Tracked, Tracker};
+use conn::{ConnState, Registration, Tracked, Tracker};
 
 /// The response body type.
 pub type Body = Full<Bytes>;
@@ -309,14 +309,15 @@ async fn drive<C>(
     let mut conn = pin!(conn);
     let mut closing = false;
     let mut draining = *phase.borrow() == Phase::Draining;
+    // One timer for the connection's life, re-armed when it fires or the phase changes, never per
+    // request. It is never later than the true idle deadline (see `next_look`); when it fires
+    // early, the loop finds the deadline moved and re-arms it.
+    let mut look_again = pin!(tokio::time::sleep_until(next_look(
+        &state,
+        Instant::now(),
+        timeouts
+    )));
     loop {
-        let idle_at = state.idle_deadline(timeouts.0, timeouts.1);
-        // While draining, look again soon: a quiet connection closes at once.
-        let recheck = if draining && !closing {
-            Instant::now() + Duration::from_millis(10)
-        } else {
-            idle_at.unwrap_or_else(|| Instant::now() + timeouts.1)
-        };
         tokio::select! {
             result = conn.as_mut() => {
                 if let Err(error) = result {
@@ -335,22 +336,42 @@ async fn drive<C>(
                     Ok(Phase::Abort) | Err(_) => return,
                 }
             }
-            () = state.went_idle.notified() => {}
-            () = tokio::time::sleep_until(recheck) => {}
+            () = look_again.as_mut() => {}
         }
-        if closing {
-            continue;
+        let now = Instant::now();
+        let idle_at = state.idle_deadline(timeouts.0, timeouts.1);
+        if !closing {
+            let idle_over = idle_at.is_some_and(|at| at <= now);
+            if idle_over && !state.used() {
+                // Silent since the accept: nothing was received, nothing to answer.
+                tracing::debug!(%peer, "closed: no request head within the header read timeout");
+                return;
+            }
+            if idle_over || (draining && (state.is_h2() || state.quiet())) {
+                conn.as_mut().graceful_shutdown();
+                closing = true;
+            }
         }
-        let idle_over = idle_at.is_some_and(|at| at <= Instant::now());
-        if idle_over && !state.used() {
-            // Silent since the accept: nothing was received, nothing to answer.
-            tracing::debug!(%peer, "closed: no request head within the header read timeout");
-            return;
-        }
-        if idle_over || (draining && (state.is_h2() || state.quiet())) {
-            conn.as_mut().graceful_shutdown();
-            closing = true;
-        }
+        // While draining, look again soon: a quiet connection closes at once.
+        let next = if draining && !closing {
+            now + Duration::from_millis(10)
+        } else {
+            next_look(&state, now, timeouts)
+        };
+        look_again.as_mut().reset(next);
+    }
+}
+
+/// When [`drive`] should look at the connection next: no later than it could go idle for too long,
+/// whatever happens before then. A request that is in flight, or that comes and is answered later,
+/// starts its idle clock after `now`, so `now + idle` is never late; an idle connection's deadline
+/// only moves later; before the first request the deadline is `first` after the accept, unless a
+/// request comes and is answered first.
+fn next_look(state: &ConnState, now: Instant, (first, idle): (Duration, Duration)) -> Instant {
+    match state.idle_deadline(first, idle) {
+        Some(at) if at > now && state.used() => at,
+        Some(at) if at > now => at.min(now + idle),
+        _ => now + idle,
     }
 }
 

@@ -111,7 +111,6 @@ impl Tracker {
             scanner: Mutex::new(Scanner::default()),
             fd: stream.as_raw_fd(),
             evicted: Notify::new(),
-            went_idle: Notify::new(),
         });
         lock(&self.conns).insert(id, state.clone());
         Registration {
@@ -173,8 +172,6 @@ pub struct ConnState {
     fd: RawFd,
     /// Notified when the tracker closes this connection to make room.
     pub evicted: Notify,
-    /// Notified when a request finishes (its idle clock starts).
-    pub went_idle: Notify,
 }
 
 impl ConnState {
@@ -244,7 +241,6 @@ impl Drop for RequestGuard {
             .idle_since_ms
             .store(u64::try_from(ms).unwrap_or(u64::MAX), Ordering::Release);
         self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
-        self.0.went_idle.notify_one();
     }
 }
 
