@@ -376,6 +376,11 @@ impl Fields {
             self.json.truncate(start);
             self.json.extend_from_slice(b"null");
         }
+        self.recorded(field, start);
+    }
+
+    /// Records the value encoded at `json[start..]` under `field`.
+    fn recorded(&mut self, field: &Field, start: usize) {
         let range = start..self.json.len();
         if field.name() == "message" {
             self.message = Some(range);
@@ -408,7 +413,9 @@ impl Visit for Fields {
         self.record(field, &value);
     }
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.record(field, value);
+        let start = self.json.len();
+        push_json_str(&mut self.json, value);
+        self.recorded(field, start);
     }
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
         self.record(field, &error_chain(value));
@@ -521,7 +528,7 @@ impl<W> CloudLoggingLayer<W> {
         line.extend_from_slice(b"{\"severity\":\"");
         line.extend_from_slice(severity(meta.level()).as_bytes());
         line.extend_from_slice(b"\",\"time\":\"");
-        let _ = write!(line, "{}", jiff::Timestamp::now());
+        push_rfc3339(line, jiff::Timestamp::now());
         line.extend_from_slice(b"\"");
 
         if let Some(project) = &self.project_id
@@ -544,7 +551,7 @@ impl<W> CloudLoggingLayer<W> {
                 n => n,
             };
             line.push(b',');
-            let _ = serde_json::to_writer(&mut *line, key);
+            push_json_str(line, key);
             line.push(b':');
             line.extend_from_slice(&fields.json[range.clone()]);
         }
@@ -554,7 +561,7 @@ impl<W> CloudLoggingLayer<W> {
             None => line.extend_from_slice(b"\"\""),
         }
         line.extend_from_slice(b",\"target\":");
-        let _ = serde_json::to_writer(&mut *line, meta.target());
+        push_json_str(line, meta.target());
         if *meta.level() <= Level::WARN {
             line.extend_from_slice(b",\"logging.googleapis.com/sourceLocation\":{");
             if let Some(file) = meta.file() {
@@ -571,6 +578,83 @@ impl<W> CloudLoggingLayer<W> {
         }
         line.extend_from_slice(b"}\n");
     }
+}
+
+/// Appends `text` as a JSON string. Most strings here (keys, targets, ids, session names) need
+/// no escaping: one pass the compiler vectorizes finds that, and they are copied whole; the rest
+/// go through `serde_json`.
+fn push_json_str(out: &mut Vec<u8>, text: &str) {
+    let plain = text.bytes().fold(true, |plain, b| {
+        plain & (b >= 0x20) & (b != b'"') & (b != b'\\')
+    });
+    if plain {
+        out.reserve(text.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(text.as_bytes());
+        out.push(b'"');
+    } else {
+        // Writing into a Vec cannot fail.
+        let _ = serde_json::to_writer(out, text);
+    }
+}
+
+/// Appends `time` as jiff's `Display` writes it (`2026-12-02T10:15:30.123456789Z`, the fraction
+/// without trailing zeros and left out when zero), without the formatting machinery: this runs
+/// on every log line.
+fn push_rfc3339(out: &mut Vec<u8>, time: jiff::Timestamp) {
+    let seconds = time.as_second();
+    let nanos = time.subsec_nanosecond();
+    // A negative fraction belongs to the second before.
+    let (seconds, nanos) = if nanos < 0 {
+        (seconds - 1, nanos + 1_000_000_000)
+    } else {
+        (seconds, nanos)
+    };
+    let days = seconds.div_euclid(86_400);
+    let of_day = seconds.rem_euclid(86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's `civil_from_days`).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let digits = |out: &mut Vec<u8>, value: i64, width: u32| {
+        for place in (0..width).rev() {
+            out.push(b'0' + (value / 10_i64.pow(place) % 10) as u8);
+        }
+    };
+    if (0..=9999).contains(&year) {
+        digits(out, year, 4);
+    } else {
+        // Outside jiff's usual range: let it write the whole thing.
+        let _ = write!(out, "{time}");
+        return;
+    }
+    out.push(b'-');
+    digits(out, month, 2);
+    out.push(b'-');
+    digits(out, day, 2);
+    out.push(b'T');
+    digits(out, of_day / 3600, 2);
+    out.push(b':');
+    digits(out, of_day / 60 % 60, 2);
+    out.push(b':');
+    digits(out, of_day % 60, 2);
+    if nanos != 0 {
+        out.push(b'.');
+        let mut fraction = i64::from(nanos);
+        let mut width = 9;
+        while fraction % 10 == 0 {
+            fraction /= 10;
+            width -= 1;
+        }
+        digits(out, fraction, width);
+    }
+    out.push(b'Z');
 }
 
 /// An error and its sources, joined by `: ` (for logs; never shown to callers). A source whose text
@@ -687,6 +771,53 @@ mod tests {
         Failure {
             message: message.into(),
             cause: cause.map(Box::new),
+        }
+    }
+
+    #[test]
+    fn log_times_read_as_jiff_writes_them() {
+        let mut seed = 0x9E37_79B9_7F4A_7C15_u64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let mut cases = vec![
+            jiff::Timestamp::UNIX_EPOCH,
+            jiff::Timestamp::new(951_782_400, 0).unwrap(), // 2000-02-29
+            jiff::Timestamp::new(-1, 500_000_000).unwrap(),
+            jiff::Timestamp::new(253_402_207_199, 999_999_999).unwrap(), // 9999-12-30
+            jiff::Timestamp::new(1_795_168_800, 120_000_000).unwrap(),
+        ];
+        for _ in 0..10_000 {
+            let seconds = (next() % 253_402_207_200) as i64 - 31_067_798_400;
+            let nanos =
+                [0, (next() % 1_000_000_000) as i32, 1_000, 10_000_000][next() as usize % 4];
+            cases.push(jiff::Timestamp::new(seconds, nanos).unwrap());
+        }
+        for time in cases {
+            let mut ours = Vec::new();
+            push_rfc3339(&mut ours, time);
+            assert_eq!(String::from_utf8(ours).unwrap(), time.to_string());
+        }
+    }
+
+    #[test]
+    fn strings_are_escaped_exactly_as_serde_json_does() {
+        for text in [
+            "",
+            "plain",
+            "a\"b",
+            "back\\slash",
+            "tab\tnew\nline",
+            "\u{1}",
+            "₹ ünïcode",
+            "\u{7f}",
+        ] {
+            let mut ours = Vec::new();
+            push_json_str(&mut ours, text);
+            assert_eq!(ours, serde_json::to_vec(text).unwrap(), "{text:?}");
         }
     }
 
