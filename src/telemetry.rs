@@ -622,10 +622,13 @@ fn push_rfc3339(out: &mut Vec<u8>, time: jiff::Timestamp) {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    let digits = |out: &mut Vec<u8>, value: i64, width: u32| {
-        for place in (0..width).rev() {
-            out.push(b'0' + (value / 10_i64.pow(place) % 10) as u8);
+    let digits = |out: &mut Vec<u8>, mut value: i64, width: usize| {
+        let mut text = [b'0'; 9];
+        for slot in text[..width].iter_mut().rev() {
+            *slot = b'0' + (value % 10) as u8;
+            value /= 10;
         }
+        out.extend_from_slice(&text[..width]);
     };
     if (0..=9999).contains(&year) {
         digits(out, year, 4);

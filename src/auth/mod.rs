@@ -331,6 +331,14 @@ mod tests {
             failure(&["Bearer a.b.c", "Bearer d.e.f"]),
             AuthFailure::MalformedToken(_)
         ));
+        // obs-text (bytes over 0x7f) is a valid header value but never a token.
+        let mut headers = HeaderMap::new();
+        let value = http::HeaderValue::from_bytes(b"Bearer a.b\xe9.c").unwrap();
+        headers.append(AUTHORIZATION, value);
+        assert_eq!(
+            bearer(&headers).unwrap_err(),
+            AuthFailure::MalformedToken("the token is not ASCII")
+        );
     }
 
     #[test]

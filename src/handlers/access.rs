@@ -123,7 +123,9 @@ pub async fn account_for(call: &Call, deps: &Deps) -> Reply<Account> {
     let asked = asked_account(call)?;
     let principal = match deps.identity.access {
         AccountAccess::Open => None,
-        AccountAccess::Verified => match principal(call, deps).await? {
+        // Boxed: verifying a sign-in is most of this future's size, and every account handler's
+        // future holds it; unboxed they outgrow the allocator's fast size classes (1,832 bytes).
+        AccountAccess::Verified => match Box::pin(principal(call, deps)).await? {
             Some(p) => Some(p),
             None => return Err(ask(identity_required(call))),
         },
