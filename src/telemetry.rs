@@ -414,7 +414,7 @@ impl Visit for Fields {
     }
     fn record_str(&mut self, field: &Field, value: &str) {
         let start = self.json.len();
-        push_json_str(&mut self.json, value);
+        crate::cx::json::push_str(&mut self.json, value);
         self.recorded(field, start);
     }
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
@@ -551,7 +551,7 @@ impl<W> CloudLoggingLayer<W> {
                 n => n,
             };
             line.push(b',');
-            push_json_str(line, key);
+            crate::cx::json::push_str(line, key);
             line.push(b':');
             line.extend_from_slice(&fields.json[range.clone()]);
         }
@@ -561,7 +561,7 @@ impl<W> CloudLoggingLayer<W> {
             None => line.extend_from_slice(b"\"\""),
         }
         line.extend_from_slice(b",\"target\":");
-        push_json_str(line, meta.target());
+        crate::cx::json::push_str(line, meta.target());
         if *meta.level() <= Level::WARN {
             line.extend_from_slice(b",\"logging.googleapis.com/sourceLocation\":{");
             if let Some(file) = meta.file() {
@@ -577,24 +577,6 @@ impl<W> CloudLoggingLayer<W> {
             line.push(b'}');
         }
         line.extend_from_slice(b"}\n");
-    }
-}
-
-/// Appends `text` as a JSON string. Most strings here (keys, targets, ids, session names) need
-/// no escaping: one pass the compiler vectorizes finds that, and they are copied whole; the rest
-/// go through `serde_json`.
-fn push_json_str(out: &mut Vec<u8>, text: &str) {
-    let plain = text.bytes().fold(true, |plain, b| {
-        plain & (b >= 0x20) & (b != b'"') & (b != b'\\')
-    });
-    if plain {
-        out.reserve(text.len() + 2);
-        out.push(b'"');
-        out.extend_from_slice(text.as_bytes());
-        out.push(b'"');
-    } else {
-        // Writing into a Vec cannot fail.
-        let _ = serde_json::to_writer(out, text);
     }
 }
 
@@ -803,24 +785,6 @@ mod tests {
             let mut ours = Vec::new();
             push_rfc3339(&mut ours, time);
             assert_eq!(String::from_utf8(ours).unwrap(), time.to_string());
-        }
-    }
-
-    #[test]
-    fn strings_are_escaped_exactly_as_serde_json_does() {
-        for text in [
-            "",
-            "plain",
-            "a\"b",
-            "back\\slash",
-            "tab\tnew\nline",
-            "\u{1}",
-            "₹ ünïcode",
-            "\u{7f}",
-        ] {
-            let mut ours = Vec::new();
-            push_json_str(&mut ours, text);
-            assert_eq!(ours, serde_json::to_vec(text).unwrap(), "{text:?}");
         }
     }
 

@@ -20,6 +20,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use super::json;
 use super::rich::RichContent;
 
 /// CX rejects webhook responses larger than this (64 KiB).
@@ -524,9 +525,138 @@ impl WebhookResponse {
     }
 }
 
+/// The answer as JSON: by hand (see [`super::json`]), byte for byte what the derived `Serialize`
+/// writes; the tests hold the two equal for every kind of message and field.
 fn encode(response: &WebhookResponse) -> Vec<u8> {
-    // Serializing plain data (strings, maps, numbers from serde_json) cannot fail.
-    serde_json::to_vec(response).unwrap_or_else(|_| b"{}".to_vec())
+    let mut out = Vec::with_capacity(512);
+    write_response(&mut out, response);
+    out
+}
+
+fn write_response(out: &mut Vec<u8>, r: &WebhookResponse) {
+    use json::{push_key, push_list, push_map, push_str, push_value};
+    let mut first = true;
+    let mut field = |out: &mut Vec<u8>, key: &str| {
+        out.push(if std::mem::take(&mut first) {
+            b'{'
+        } else {
+            b','
+        });
+        push_key(out, key);
+    };
+    if let Some(f) = &r.fulfillment_response {
+        field(out, "fulfillmentResponse");
+        out.push(b'{');
+        push_key(out, "messages");
+        push_list(out, &f.messages, write_message);
+        if let Some(merge) = f.merge_behavior {
+            out.push(b',');
+            push_key(out, "mergeBehavior");
+            push_str(
+                out,
+                match merge {
+                    MergeBehavior::MergeBehaviorUnspecified => "MERGE_BEHAVIOR_UNSPECIFIED",
+                    MergeBehavior::Append => "APPEND",
+                    MergeBehavior::Replace => "REPLACE",
+                },
+            );
+        }
+        out.push(b'}');
+    }
+    if let Some(page) = &r.page_info {
+        field(out, "pageInfo");
+        out.extend_from_slice(br#"{"formInfo":{"parameterInfo":"#);
+        push_list(out, &page.form_info.parameter_info, |out, p| {
+            out.extend_from_slice(br#"{"displayName":"#);
+            push_str(out, &p.display_name);
+            let ParameterState::Invalid = p.state;
+            out.extend_from_slice(br#","state":"INVALID"}"#);
+        });
+        out.extend_from_slice(b"}}");
+    }
+    if let Some(session) = &r.session_info {
+        field(out, "sessionInfo");
+        out.extend_from_slice(br#"{"parameters":"#);
+        push_map(out, &session.parameters, push_value);
+        out.push(b'}');
+    }
+    if let Some(payload) = &r.payload {
+        field(out, "payload");
+        push_map(out, payload, push_value);
+    }
+    match &r.transition {
+        Some(Transition::TargetPage(page)) => {
+            field(out, "targetPage");
+            push_str(out, page);
+        }
+        Some(Transition::TargetFlow(flow)) => {
+            field(out, "targetFlow");
+            push_str(out, flow);
+        }
+        None => {}
+    }
+    if first {
+        out.push(b'{');
+    }
+    out.push(b'}');
+}
+
+fn write_message(out: &mut Vec<u8>, m: &ResponseMessage) {
+    use json::{push_key, push_list, push_map, push_str, push_value};
+    let metadata = |out: &mut Vec<u8>, m: &Metadata| {
+        out.push(b'{');
+        if !m.metadata.is_empty() {
+            push_key(out, "metadata");
+            push_map(out, &m.metadata, push_value);
+        }
+        out.push(b'}');
+    };
+    out.push(b'{');
+    match &m.kind {
+        MessageKind::Text(t) => {
+            out.extend_from_slice(br#""text":{"text":"#);
+            push_list(out, &t.text, |out, s| push_str(out, s));
+            out.push(b'}');
+        }
+        MessageKind::Payload(p) => {
+            push_key(out, "payload");
+            push_map(out, p, push_value);
+        }
+        MessageKind::ConversationSuccess(m) => {
+            push_key(out, "conversationSuccess");
+            metadata(out, m);
+        }
+        MessageKind::OutputAudioText(a) => {
+            out.extend_from_slice(br#""outputAudioText":{"#);
+            let (key, text) = match a {
+                OutputAudioText::Text(t) => ("text", t),
+                OutputAudioText::Ssml(t) => ("ssml", t),
+            };
+            push_key(out, key);
+            push_str(out, text);
+            out.push(b'}');
+        }
+        MessageKind::LiveAgentHandoff(m) => {
+            push_key(out, "liveAgentHandoff");
+            metadata(out, m);
+        }
+        MessageKind::PlayAudio(p) => {
+            out.extend_from_slice(br#""playAudio":{"audioUri":"#);
+            push_str(out, &p.audio_uri);
+            out.push(b'}');
+        }
+        MessageKind::TelephonyTransferCall(t) => {
+            out.extend_from_slice(br#""telephonyTransferCall":{"phoneNumber":"#);
+            push_str(out, &t.phone_number);
+            out.push(b'}');
+        }
+    }
+    if let Some(channel) = &m.channel {
+        out.push(b',');
+        push_key(out, "channel");
+        push_str(out, channel);
+    }
+    out.push(b'}');
 }
 
 /// What [`WebhookResponse::to_bounded_json`] had to do to stay within the limit.
@@ -673,6 +803,53 @@ mod tests {
         assert!(serde_json::from_str::<WebhookResponse>(both).is_err());
         let one: WebhookResponse = serde_json::from_str(r#"{"targetFlow":"b"}"#).unwrap();
         assert_eq!(one.target(), Some(&Transition::TargetFlow("b".into())));
+    }
+
+    #[test]
+    fn the_hand_written_encoding_is_what_serde_writes() {
+        let meta = |v: Value| v.as_object().unwrap().clone();
+        let page = "projects/p/locations/l/agents/a/flows/f/pages/pg";
+        let cases = [
+            WebhookResponse::new(),
+            WebhookResponse::new()
+                .text("plain")
+                .text("needs \"escaping\"\n\t₹"),
+            WebhookResponse::new()
+                .text_variants(["one", "two"])
+                .merge_behavior(MergeBehavior::Replace),
+            WebhookResponse::new().merge_behavior(MergeBehavior::MergeBehaviorUnspecified),
+            WebhookResponse::new().merge_behavior(MergeBehavior::Append),
+            WebhookResponse::new()
+                .conversation_success(Map::new())
+                .conversation_success(meta(json!({"reason": "done", "n": 1.5})))
+                .live_agent_handoff(Map::new())
+                .live_agent_handoff(meta(json!({"queue": ["a", null, true]})))
+                .output_audio(OutputAudioText::Ssml("<speak>Hi</speak>".into()))
+                .output_audio(OutputAudioText::Text("Hi".into()))
+                .play_audio("gs://b/a.wav")
+                .telephony_transfer_call("+14155550100")
+                .message(ResponseMessage::text("web only").on_channel("DF_\"MESSENGER"))
+                .custom_payload(meta(json!({"line": {"sticker": 7, "x": [-1, 2e-9]}})))
+                .rich_content(RichContent::new().card(vec![RichElement::chips([Chip::new("x")])])),
+            WebhookResponse::new()
+                .set_param("k", 1)
+                .set_param("s", "t\u{1}")
+                .set_param("f", 0.25)
+                .set_param("o", json!({"deep": [{}]}))
+                .delete_param("gone")
+                .invalidate_form_param("p")
+                .invalidate_form_param("q\"")
+                .payload(meta(json!({"api": true})))
+                .transition(Transition::page(page).unwrap()),
+            WebhookResponse::new()
+                .transition(Transition::flow("projects/p/locations/l/agents/a/flows/f").unwrap()),
+            WebhookResponse::new().invalidate_form_param("only"),
+            WebhookResponse::new().payload(Map::new()),
+        ];
+        for r in &cases {
+            let ours = String::from_utf8(encode(r)).unwrap();
+            assert_eq!(ours, serde_json::to_string(r).unwrap());
+        }
     }
 
     #[test]
