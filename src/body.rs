@@ -84,24 +84,32 @@ pub enum BodyError {
 
 /// `application/json` (any case, any parameters).
 pub fn json_only(content_type: &str) -> bool {
-    essence(content_type) == "application/json"
+    subtype_of_application(content_type).is_some_and(|sub| sub.eq_ignore_ascii_case(b"json"))
 }
 
 /// `application/json` or a structured `application/*+json` type (any case, any parameters).
 pub fn json_or_suffix(content_type: &str) -> bool {
-    let essence = essence(content_type);
-    essence == "application/json"
-        || (essence.starts_with("application/") && essence.ends_with("+json"))
+    subtype_of_application(content_type).is_some_and(|sub| {
+        sub.eq_ignore_ascii_case(b"json")
+            || sub
+                .len()
+                .checked_sub(b"+json".len())
+                .is_some_and(|at| sub[at..].eq_ignore_ascii_case(b"+json"))
+    })
 }
 
-/// The media type without parameters, lowercased.
-fn essence(content_type: &str) -> String {
-    content_type
+/// The subtype of an `application/...` media type, parameters and spaces left out; compared
+/// without case and without a lower-cased copy, since this runs on every call.
+fn subtype_of_application(content_type: &str) -> Option<&[u8]> {
+    let essence = content_type
         .split(';')
         .next()
         .unwrap_or("")
         .trim()
-        .to_ascii_lowercase()
+        .as_bytes();
+    let prefix = b"application/";
+    (essence.len() >= prefix.len() && essence[..prefix.len()].eq_ignore_ascii_case(prefix))
+        .then(|| &essence[prefix.len()..])
 }
 
 /// Reads `req`'s body within `config`'s size and time limits and `budget`, after checking its
@@ -200,6 +208,19 @@ mod tests {
         assert!(!json_or_suffix("text/plain"));
         assert!(!json_or_suffix("application/x-www-form-urlencoded"));
         assert!(!json_or_suffix(""));
+        assert!(json_or_suffix("  APPLICATION/VND.API+JSON ; q=1"));
+        for refused in [
+            "applicatio/json",
+            "application/jsonx",
+            "text/json",
+            "application/",
+            "application/json+",
+            "applicatión/json",
+            "application/ǰson",
+        ] {
+            assert!(!json_or_suffix(refused), "{refused}");
+            assert!(!json_only(refused), "{refused}");
+        }
         assert!(json_only("Application/JSON; charset=utf-8"));
         assert!(!json_only("application/vnd.api+json"));
         assert!(!json_only(""));

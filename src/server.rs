@@ -35,7 +35,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{self, HeaderValue};
+use http::header::{self, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
@@ -445,7 +445,7 @@ struct HttpError {
     status: StatusCode,
     code: &'static str,
     message: String,
-    headers: Vec<(header::HeaderName, HeaderValue)>,
+    headers: Vec<(HeaderName, HeaderValue)>,
 }
 
 impl HttpError {
@@ -458,7 +458,7 @@ impl HttpError {
         }
     }
 
-    fn with_header(mut self, name: header::HeaderName, value: HeaderValue) -> Self {
+    fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
         self.headers.push((name, value));
         self
     }
@@ -539,8 +539,11 @@ async fn handle(
     if req.method() != Method::POST {
         return HttpError::method_not_allowed("POST").into_response();
     }
-    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
-    let trace = TraceContext::from_headers(header("traceparent"), header("x-cloud-trace-context"));
+    // Names built at compile time: a lookup by `&str` parses and lower-cases the name first.
+    static TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+    static CLOUD_TRACE: HeaderName = HeaderName::from_static("x-cloud-trace-context");
+    let header = |name: &HeaderName| req.headers().get(name).and_then(|v| v.to_str().ok());
+    let trace = TraceContext::from_headers(header(&TRACEPARENT), header(&CLOUD_TRACE));
     let span = tracing::info_span!(
         "webhook",
         trace_id = trace.as_ref().map(|t| t.trace_id.as_str()),

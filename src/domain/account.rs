@@ -13,12 +13,10 @@ pub struct AccountId(String);
 impl AccountId {
     /// Parses user input: trims, ignores case and inner spaces/hyphens (`a-1001` -> `A1001`).
     pub fn parse(input: &str) -> Option<AccountId> {
-        let compact: String = input
-            .trim()
-            .chars()
-            .filter(|c| !matches!(c, ' ' | '-'))
-            .collect::<String>()
-            .to_ascii_uppercase();
+        let mut compact = String::with_capacity(input.len());
+        for c in input.trim().chars().filter(|c| !matches!(c, ' ' | '-')) {
+            compact.push(c.to_ascii_uppercase());
+        }
         let digits = compact.strip_prefix('A')?;
         ((4..=8).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()))
             .then_some(AccountId(compact))
