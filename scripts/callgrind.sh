@@ -71,7 +71,7 @@ for name in "${scenarios[@]}"; do
   port=0
   if [[ " ${extra[*]} " == *" RUST_LOG=warn "* ]]; then
     for _ in $(seq 50); do
-      port=$((20000 + RANDOM % 20000))
+      port=$((10000 + RANDOM % 20000)) # below the ephemeral range (32768 and up)
       (: <"/dev/tcp/127.0.0.1/$port") 2>/dev/null || break
     done
   fi

@@ -41,7 +41,7 @@ env -i PATH="$PATH" DATABASE_PATH="$work/cx.db" "$bin" db init --seed >"$work/in
 free_port() {
   local port
   for _ in $(seq 50); do
-    port=$((20000 + RANDOM % 20000))
+    port=$((10000 + RANDOM % 20000)) # below the ephemeral range (32768 and up)
     (: <"/dev/tcp/127.0.0.1/$port") 2>/dev/null || { echo "$port"; return; }
   done
   return 1

@@ -105,7 +105,7 @@ for name in "${scenarios[@]}"; do
     # Nothing at INFO says where it listens or that it is ready: give it a free port, poll for a 200.
     port=""
     for _ in $(seq 50); do
-      port=$((20000 + RANDOM % 20000))
+      port=$((10000 + RANDOM % 20000)) # below the ephemeral range (32768 and up)
       (: <"/dev/tcp/127.0.0.1/$port") 2>/dev/null || break
     done
     # shellcheck disable=SC2086
