@@ -27,7 +27,7 @@ pub struct Accounts<'s> {
 }
 
 impl Accounts<'_> {
-    /// The account with this id, if it exists (a primary-key read).
+    /// The account with this id, if it exists (from the account book, or a primary-key read).
     pub fn get(&self, id: &AccountId) -> Result<Option<Account>, StoreError> {
         if let Some(found) = self.store.book(|book| book.get(id)) {
             return Ok(found);
@@ -70,8 +70,8 @@ impl Accounts<'_> {
         })
     }
 
-    /// The accounts `subject` owns, in order (a primary-key range, at most
-    /// [`MAX_ACCOUNTS_PER_OWNER`]).
+    /// The accounts `subject` owns, in order (from the account book, or a primary-key range), at
+    /// most [`MAX_ACCOUNTS_PER_OWNER`].
     pub fn owned_by(&self, subject: &Subject) -> Result<Vec<AccountId>, StoreError> {
         if let Some(found) = self.store.book(|book| book.owned_by(subject.as_str())) {
             return Ok(found);
@@ -79,7 +79,8 @@ impl Accounts<'_> {
         self.ids(OWNED_BY, subject.as_str())
     }
 
-    /// The accounts registered with this phone number (E.164), in order (a primary-key range).
+    /// The accounts registered with this phone number (E.164), in order (from the account book,
+    /// or a primary-key range).
     pub fn by_phone(&self, phone: &str) -> Result<Vec<AccountId>, StoreError> {
         if let Some(found) = self.store.book(|book| book.by_phone(phone)) {
             return Ok(found);
@@ -98,7 +99,8 @@ impl Accounts<'_> {
         })
     }
 
-    /// The account's PIN hash (a PHC string), if it has one (a primary-key read).
+    /// The account's PIN hash (a PHC string), if it has one (from the account book, or a
+    /// primary-key read).
     pub fn pin_hash(&self, id: &AccountId) -> Result<Option<String>, StoreError> {
         if let Some(found) = self.store.book(|book| book.pin_hash(id)) {
             return Ok(found);

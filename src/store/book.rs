@@ -42,8 +42,7 @@ pub const MAX_ROWS: i64 = 100_000;
 
 const VERSION: &str = "SELECT version FROM account_data_version";
 
-/// One account as the book holds it.
-#[derive(Debug)]
+/// One account as the book holds it. (No `Debug`: it holds the PIN hash.)
 struct Row {
     holder_name: String,
     balance: Money,
@@ -51,7 +50,7 @@ struct Row {
 }
 
 /// The account tables in memory, as of one version of the counter.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub(super) struct Book {
     accounts: HashMap<Box<str>, Row>,
     owners: HashMap<Box<str>, Vec<AccountId>>,
@@ -154,7 +153,6 @@ fn ids_by_key(conn: &Connection, sql: &str) -> rusqlite::Result<HashMap<Box<str>
 }
 
 /// The current book of one [`Store`](super::Store), and when to check it next.
-#[derive(Debug)]
 pub(super) struct BookCell {
     /// The counter's value the book is as of (-1 before the first load), and the book: `None`
     /// when over [`MAX_ROWS`] or never loaded, and then reads go to SQLite.
