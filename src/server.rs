@@ -63,15 +63,15 @@ pub type Body = Full<Bytes>;
 
 /// The HTTP/1 and h2c settings every connection is served with (timeouts, buffer and window sizes:
 /// the per-connection memory bounds in the module docs).
-fn connection_builder(
-    config: &crate::config::Config,
-    limits: &ConnLimits,
-) -> auto::Builder<TokioExecutor> {
+fn connection_builder(limits: &ConnLimits) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
+    // No hyper header-read timeout (its default is 30 s once a timer is set): `drive` enforces
+    // HEADER_READ_TIMEOUT_SECS with the one timer each connection keeps, where hyper would
+    // allocate, arm and cancel a timer per request.
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(config.header_read_timeout)
+        .header_read_timeout(None)
         .max_buf_size(H1_MAX_BUF)
         .keep_alive(true)
         // A client that half-closes after its requests still gets every answer.
@@ -123,7 +123,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let limits = ConnLimits::new(app.config.max_body_bytes);
-    let builder = connection_builder(&app.config, &limits);
+    let builder = connection_builder(&limits);
 
     let (cap, fd_limit) = conn::max_connections(app.config.connections.max_connections);
     let tracker = Arc::new(Tracker::new(cap));
@@ -292,9 +292,11 @@ enum Phase {
     Abort,
 }
 
-/// Runs one connection to its end: closes it when it stays idle too long (from the accept until the
-/// first request, `timeouts.0`; after an answer, `timeouts.1`), when the tracker evicts it, or, while
-/// draining, once it is quiet (nothing in flight, nothing more received).
+/// Runs one connection to its end: closes it when it stays idle too long, when the tracker evicts it,
+/// or, while draining, once it is quiet (nothing in flight, nothing more received). Idle means no
+/// request head completed: from the accept until the first request, `timeouts.0` (the header read
+/// timeout); after an answer, `timeouts.0` again for HTTP/1 (a keep-alive connection must send its
+/// next head within it, as a slow head must) and `timeouts.1` (the idle timeout) for h2c.
 async fn drive<C>(
     conn: C,
     registration: Registration,
@@ -339,11 +341,12 @@ async fn drive<C>(
             () = look_again.as_mut() => {}
         }
         let now = Instant::now();
-        let idle_at = state.idle_deadline(timeouts.0, timeouts.1);
+        let idle_at = state.idle_deadline(timeouts.0, idle_timeout(&state, timeouts));
         if !closing {
             let idle_over = idle_at.is_some_and(|at| at <= now);
-            if idle_over && !state.used() {
-                // Silent since the accept: nothing was received, nothing to answer.
+            if idle_over && !(state.used() && state.is_h2()) {
+                // Silent since the accept, or an HTTP/1 connection whose next head did not come
+                // (or came too slowly) within the header read timeout: nothing to answer.
                 tracing::debug!(%peer, "closed: no request head within the header read timeout");
                 return;
             }
@@ -362,16 +365,24 @@ async fn drive<C>(
     }
 }
 
+/// How long `state`'s connection may stay idle after an answer: the header read timeout for
+/// HTTP/1, the idle timeout for h2c.
+fn idle_timeout(state: &ConnState, (header_read, idle): (Duration, Duration)) -> Duration {
+    if state.is_h2() { idle } else { header_read }
+}
+
 /// When [`drive`] should look at the connection next: no later than it could go idle for too long,
 /// whatever happens before then. A request that is in flight, or that comes and is answered later,
-/// starts its idle clock after `now`, so `now + idle` is never late; an idle connection's deadline
-/// only moves later; before the first request the deadline is `first` after the accept, unless a
-/// request comes and is answered first.
-fn next_look(state: &ConnState, now: Instant, (first, idle): (Duration, Duration)) -> Instant {
-    match state.idle_deadline(first, idle) {
+/// starts its idle clock after `now`, so `now` plus the shorter of the two timeouts is never late
+/// (the protocol is not known before the first bytes); an idle connection's deadline only moves
+/// later; before the first request the deadline is the header read timeout after the accept,
+/// unless a request comes and is answered first.
+fn next_look(state: &ConnState, now: Instant, timeouts: (Duration, Duration)) -> Instant {
+    let bound = now + timeouts.0.min(timeouts.1);
+    match state.idle_deadline(timeouts.0, idle_timeout(state, timeouts)) {
         Some(at) if at > now && state.used() => at,
-        Some(at) if at > now => at.min(now + idle),
-        _ => now + idle,
+        Some(at) if at > now => at.min(bound),
+        _ => bound,
     }
 }
 

@@ -113,6 +113,47 @@ async fn a_silent_connection_is_closed_after_the_header_read_timeout() {
     assert!(read_to_close(&mut normal).await.starts_with("HTTP/1.1 200"));
 }
 
+/// After an answer, an HTTP/1 keep-alive connection has the header read timeout for its next head
+/// (not the longer h2c idle timeout): a silent one and one whose next head trickles in are both
+/// closed about 1 s after their answer, without an answer to the trickled head.
+#[tokio::test]
+async fn a_keep_alive_connection_gets_the_header_read_timeout_for_its_next_head() {
+    let mut config = Config::local();
+    config.header_read_timeout = Duration::from_secs(1);
+    config.connections.idle_timeout = Duration::from_secs(30);
+    let app = spawn_with(config, |_| {}).await;
+    let answered = |mut stream: TcpStream| async move {
+        stream.write_all(HEALTH.as_bytes()).await.unwrap();
+        let mut first = [0u8; 512];
+        let n = stream.read(&mut first).await.unwrap();
+        assert!(first[..n].starts_with(b"HTTP/1.1 200"));
+        (stream, Instant::now())
+    };
+    let (mut silent, silent_since) = answered(TcpStream::connect(app.addr).await.unwrap()).await;
+    let (trickle, trickle_since) = answered(TcpStream::connect(app.addr).await.unwrap()).await;
+    let dripping = tokio::spawn(async move {
+        let mut trickle = trickle;
+        for b in HEALTH.bytes() {
+            if trickle.write_all(&[b]).await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let mut rest = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(10), trickle.read_to_end(&mut rest)).await;
+        (trickle_since.elapsed(), rest)
+    });
+    assert_eq!(read_to_close(&mut silent).await, "");
+    let silent_for = silent_since.elapsed();
+    assert!(
+        (Duration::from_millis(900)..Duration::from_secs(4)).contains(&silent_for),
+        "{silent_for:?}"
+    );
+    let (trickled_for, rest) = dripping.await.unwrap();
+    assert!(rest.is_empty(), "{:?}", String::from_utf8_lossy(&rest));
+    assert!(trickled_for < Duration::from_secs(4), "{trickled_for:?}");
+}
+
 #[tokio::test]
 async fn an_idle_h2c_connection_is_closed_after_the_idle_timeout() {
     let mut config = Config::local();
