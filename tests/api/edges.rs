@@ -68,6 +68,26 @@ fn answers(raw: &str) -> Vec<(String, String)> {
     out
 }
 
+/// Sends a request head one byte every 200 ms until the server closes, then reads what it answered
+/// (at most 10 s more); gives the time from `since` to the end, and the answer.
+fn drip_a_head(
+    mut stream: TcpStream,
+    since: Instant,
+) -> tokio::task::JoinHandle<(Duration, Vec<u8>)> {
+    tokio::spawn(async move {
+        for b in HEALTH.bytes() {
+            if stream.write_all(&[b]).await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let mut answer = Vec::new();
+        let _ =
+            tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer)).await;
+        (since.elapsed(), answer)
+    })
+}
+
 fn closes(head: &str) -> bool {
     head.lines().any(|l| l == "connection: close")
 }
@@ -81,19 +101,9 @@ async fn a_silent_connection_is_closed_after_the_header_read_timeout() {
     // Nothing at all, and a head that trickles in one byte every 200 ms: both end about 1 s after
     // the accept, not 1 s after their first byte.
     let mut silent = TcpStream::connect(app.addr).await.unwrap();
-    let mut trickle = TcpStream::connect(app.addr).await.unwrap();
+    let trickle = TcpStream::connect(app.addr).await.unwrap();
     let started = Instant::now();
-    let dripping = tokio::spawn(async move {
-        for b in HEALTH.bytes() {
-            if trickle.write_all(&[b]).await.is_err() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-        let mut rest = Vec::new();
-        let _ = tokio::time::timeout(Duration::from_secs(10), trickle.read_to_end(&mut rest)).await;
-        (started.elapsed(), rest)
-    });
+    let dripping = drip_a_head(trickle, started);
     assert_eq!(read_to_close(&mut silent).await, "");
     let silent_for = started.elapsed();
     assert!(
@@ -131,18 +141,7 @@ async fn a_keep_alive_connection_gets_the_header_read_timeout_for_its_next_head(
     };
     let (mut silent, silent_since) = answered(TcpStream::connect(app.addr).await.unwrap()).await;
     let (trickle, trickle_since) = answered(TcpStream::connect(app.addr).await.unwrap()).await;
-    let dripping = tokio::spawn(async move {
-        let mut trickle = trickle;
-        for b in HEALTH.bytes() {
-            if trickle.write_all(&[b]).await.is_err() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-        let mut rest = Vec::new();
-        let _ = tokio::time::timeout(Duration::from_secs(10), trickle.read_to_end(&mut rest)).await;
-        (trickle_since.elapsed(), rest)
-    });
+    let dripping = drip_a_head(trickle, trickle_since);
     assert_eq!(read_to_close(&mut silent).await, "");
     let silent_for = silent_since.elapsed();
     assert!(
