@@ -424,7 +424,7 @@ impl Visit for Fields {
         let mut text = std::mem::take(&mut self.text);
         text.clear();
         let _ = write!(text, "{value:?}");
-        self.record(field, text.as_str());
+        self.record_str(field, &text);
         self.text = text;
     }
 }
@@ -514,10 +514,19 @@ impl<W> CloudLoggingLayer<W> {
         let meta = event.metadata();
         let fields = &mut scratch.fields;
         fields.clear();
-        if let Some(scope) = ctx.event_scope(event) {
-            for span in scope.from_root() {
-                if let Some(span_fields) = span.extensions().get::<SpanFields>() {
-                    fields.merge(&span_fields.0);
+        if let Some(leaf) = ctx.event_span(event) {
+            let merge =
+                |fields: &mut Fields, span: &tracing_subscriber::registry::SpanRef<'_, S>| {
+                    if let Some(span_fields) = span.extensions().get::<SpanFields>() {
+                        fields.merge(&span_fields.0);
+                    }
+                };
+            if leaf.parent().is_none() {
+                // The usual case, an event in a request's one span: no scope to collect.
+                merge(fields, &leaf);
+            } else {
+                for span in leaf.scope().from_root() {
+                    merge(fields, &span);
                 }
             }
         }

@@ -451,6 +451,9 @@ impl Scanner {
             } else {
                 Framing::default()
             };
+        } else if !matches!(text[0].to_ascii_lowercase(), b'c' | b't' | b' ' | b'\t') {
+            // Only Content-Length and Transfer-Encoding matter (and, trimmed, a line that starts
+            // with blanks): every other header line is passed over without looking for its colon.
         } else if let Some(colon) = text.iter().position(|&b| b == b':') {
             let name = text[..colon].trim_ascii();
             let value = text[colon + 1..].trim_ascii();
@@ -508,6 +511,22 @@ mod tests {
         assert!(s.head_begun());
         let s = scan(&[b"GET /health HTTP/1.1\r\n\r\n\r\n"]);
         assert!(!s.head_begun());
+    }
+
+    #[test]
+    fn only_the_framing_headers_count_whatever_their_case() {
+        // Headers that start like the framing ones, and a value that names one, change nothing.
+        let head =
+            b"POST / HTTP/1.1\r\nContent-Type: application/json\r\nConnection: keep-alive\r\n\
+            TE: trailers\r\nCookie: content-length=3\r\nX-Note: content-length: 99\r\n\
+            CONTENT-LENGTH: 4\r\n\r\n{}{}GET / HTTP/1.1\r\n\r\n";
+        let s = scan(&[head]);
+        assert_eq!(s.heads, 2);
+        assert!(s.body_done());
+        let s = scan(&[b"POST / HTTP/1.1\r\ntransfer-ENCODING: chunked\r\n\r\n"]);
+        assert!(matches!(s.state, Framing::Unknown));
+        let s = scan(&[b"POST / HTTP/1.1\r\nX-A: 1\r\n  content-length: 7\r\n\r\n"]);
+        assert!(matches!(s.state, Framing::Body(7)));
     }
 
     #[test]
