@@ -1,12 +1,19 @@
 //! The `cx-webhook` binary: everything lives in the library; see `cx_webhook::cli`.
 //!
-//! The binary allocates with mimalloc: a call makes a few dozen small allocations (the parsed
-//! request's strings and maps, the answer, the log line's span), and glibc's malloc and free cost
-//! about 160 instructions a pair on that path against mimalloc's few dozen (docs/testing.md has
-//! the measurement). The library leaves the choice to whoever links it.
+//! The binary allocates with jemalloc: a call makes a few dozen small allocations (the parsed
+//! request's strings and maps, the answer, the span's fields), and glibc's malloc and free cost
+//! about 160 instructions a pair on that path (docs/testing.md has the measurement). jemalloc's
+//! background thread hands memory freed after a flood back to the OS within seconds, as glibc
+//! did with the server's periodic `malloc_trim`. The library leaves the choice to whoever links it.
 
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+/// jemalloc's options, read once at its start: a background thread purges unused dirty pages
+/// (after `dirty_decay_ms`), so resident memory falls back after a burst even when no thread
+/// allocates any more.
+#[unsafe(export_name = "_rjem_malloc_conf")]
+static MALLOC_CONF: &u8 = &b"background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0\0"[0];
 
 fn main() -> std::process::ExitCode {
     cx_webhook::cli::main()

@@ -24,8 +24,9 @@
 //! (both read through [`crate::body`]), share that budget (the larger of 1 MiB and
 //! `max_body_bytes`). A body that would go past it is refused with 503 and `Retry-After: 1`, not
 //! buffered; its bytes go back to the budget once the request is parsed.
-//! With glibc, freed heap is handed back to the OS every 10 s (`malloc_trim`), so RSS falls back
-//! after a flood instead of staying at its peak.
+//! Memory freed after a flood goes back to the OS, so RSS falls back instead of staying at its
+//! peak: the binary's allocator (jemalloc) purges it from a background thread, and glibc's heap is
+//! trimmed every 10 s (`malloc_trim`).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -263,6 +264,9 @@ const TRIM_EVERY: Duration = Duration::from_secs(10);
 /// examples/flood.rs, RSS stayed at 51 MB after the floods, and one `malloc_trim(0)` brought it to
 /// 14 MB. So every `TRIM_EVERY` the heap is trimmed (on a blocking thread; it takes the arena
 /// locks briefly). Other C libraries (musl) return memory on their own: nothing to do there.
+/// The `cx-webhook` binary allocates with jemalloc, which purges on its own (see `src/main.rs`);
+/// the trim then covers what C code (SQLite) allocated from glibc, and servers the library runs
+/// under the system allocator (the tests).
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn spawn_trimmer() -> Option<tokio::task::JoinHandle<()>> {
     Some(tokio::spawn(async {
