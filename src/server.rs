@@ -45,7 +45,6 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulConnection;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 use tokio::time::Instant;
 use tracing::Instrument;
 
@@ -57,7 +56,7 @@ use crate::handlers::TOO_LARGE_TEXT;
 use crate::telemetry::TraceContext;
 
 mod conn;
-use conn::{ConnState, Registration, Tracked, Tracker};
+use conn::{ConnState, Registration, Signal, Tracked, Tracker};
 
 /// The response body type.
 pub type Body = Full<Bytes>;
@@ -91,14 +90,14 @@ fn connection_builder(limits: &ConnLimits) -> auto::Builder<TokioExecutor> {
 
 /// After the listener is gone: lets open connections finish what they received within `grace`,
 /// then drops the rest.
-async fn drain(tracker: &Tracker, phase: &watch::Sender<Phase>, grace: Duration) {
+async fn drain(tracker: &Tracker, grace: Duration) {
     tracing::info!(
         connections = tracker.open(),
         grace_secs = grace.as_secs(),
         "shutting down: no new connections, finishing in-flight and received requests"
     );
     tracker.start_draining();
-    let _ = phase.send(Phase::Draining);
+    tracker.signal_all(Signal::DRAINING);
     match tokio::time::timeout(grace, tracker.all_closed()).await {
         Ok(()) => tracing::info!("all connections closed"),
         Err(_) => {
@@ -106,7 +105,7 @@ async fn drain(tracker: &Tracker, phase: &watch::Sender<Phase>, grace: Duration)
                 connections = tracker.open(),
                 "grace period over; dropping the remaining connections"
             );
-            let _ = phase.send(Phase::Abort);
+            tracker.signal_all(Signal::ABORT);
             let _ = tokio::time::timeout(Duration::from_secs(1), tracker.all_closed()).await;
         }
     }
@@ -128,7 +127,6 @@ pub async fn run(
 
     let (cap, fd_limit) = conn::max_connections(app.config.connections.max_connections);
     let tracker = Arc::new(Tracker::new(cap));
-    let (phase_tx, phase) = watch::channel(Phase::Serving);
     let mut shutdown = pin!(shutdown);
     tracing::info!(
         address = %listener.local_addr()?,
@@ -214,14 +212,14 @@ pub async fn run(
         });
         let io = TokioIo::new(Tracked::new(stream, registration.state.clone()));
         let conn = builder.serve_connection(io, service).into_owned();
-        tokio::spawn(drive(conn, registration, phase.clone(), timeouts, peer));
+        tokio::spawn(drive(conn, registration, timeouts, peer));
     }
 
     drop(listener);
     if let Some(trimmer) = trimmer {
         trimmer.abort();
     }
-    drain(&tracker, &phase_tx, app.config.shutdown_grace).await;
+    drain(&tracker, app.config.shutdown_grace).await;
     Ok(())
 }
 
@@ -286,16 +284,6 @@ fn spawn_trimmer() -> Option<tokio::task::JoinHandle<()>> {
     None
 }
 
-/// Where the server is in its life, as the connection tasks see it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
-    Serving,
-    /// Finish what was received, answer with `Connection: close`, close quiet connections.
-    Draining,
-    /// The grace period is over: drop every connection.
-    Abort,
-}
-
 /// Runs one connection to its end: closes it when it stays idle too long, when the tracker evicts it,
 /// or, while draining, once it is quiet (nothing in flight, nothing more received). Idle means no
 /// request head completed: from the accept until the first request, `timeouts.0` (the header read
@@ -304,7 +292,6 @@ enum Phase {
 async fn drive<C>(
     conn: C,
     registration: Registration,
-    mut phase: watch::Receiver<Phase>,
     timeouts: (Duration, Duration),
     peer: SocketAddr,
 ) where
@@ -314,8 +301,10 @@ async fn drive<C>(
     let state = registration.state.clone();
     let mut conn = pin!(conn);
     let mut closing = false;
-    let mut draining = *phase.borrow() == Phase::Draining;
-    // One timer for the connection's life, re-armed when it fires or the phase changes, never per
+    // Signals seen so far: a connection registered while draining starts with DRAINING raised.
+    let mut seen = 0;
+    let mut draining = false;
+    // One timer for the connection's life, re-armed when it fires or a signal comes, never per
     // request. It is never later than the true idle deadline (see `next_look`); when it fires
     // early, the loop finds the deadline moved and re-arms it.
     let mut look_again = pin!(tokio::time::sleep_until(next_look(
@@ -331,16 +320,17 @@ async fn drive<C>(
                 }
                 return;
             }
-            () = state.evicted.notified() => {
-                tracing::debug!(%peer, "closed to make room: no request on it yet");
-                return;
-            }
-            changed = phase.changed() => {
-                match changed.map(|()| *phase.borrow_and_update()) {
-                    Ok(Phase::Draining) => draining = true,
-                    Ok(Phase::Serving) => {}
-                    Ok(Phase::Abort) | Err(_) => return,
+            raised = std::future::poll_fn(|cx| state.poll_signals(cx, seen)) => {
+                let new = raised & !seen;
+                seen = raised;
+                if new & Signal::EVICTED != 0 {
+                    tracing::debug!(%peer, "closed to make room: no request on it yet");
+                    return;
                 }
+                if new & Signal::ABORT != 0 {
+                    return;
+                }
+                draining |= new & Signal::DRAINING != 0;
             }
             () = look_again.as_mut() => {}
         }
@@ -567,7 +557,11 @@ async fn handle(
         tag = tracing::field::Empty,
         session = tracing::field::Empty,
     );
-    webhook(app, req, peer, bodies).instrument(span).await
+    // The call records its tag and session on the span it is given: cheaper than looking the
+    // current span up again.
+    webhook(app, req, peer, bodies, span.clone())
+        .instrument(span)
+        .await
 }
 
 /// What the per-call log line reports besides status and latency.
@@ -585,11 +579,12 @@ async fn webhook(
     req: Request<Incoming>,
     peer: SocketAddr,
     bodies: &BodyBudget,
+    span: tracing::Span,
 ) -> Response<Body> {
     let started = Instant::now();
     let deadline = started + app.config.deadline;
     let mut summary = CallSummary::default();
-    let response = match webhook_inner(app, req, deadline, bodies, &mut summary).await {
+    let response = match webhook_inner(app, req, deadline, bodies, &span, &mut summary).await {
         Ok(response) => response,
         Err(error) => {
             summary.error_code = error.code;
@@ -626,6 +621,7 @@ async fn webhook_inner(
     req: Request<Incoming>,
     deadline: Instant,
     bodies: &BodyBudget,
+    span: &tracing::Span,
     summary: &mut CallSummary,
 ) -> Result<Response<Body>, HttpError> {
     let config = &app.config;
@@ -646,7 +642,6 @@ async fn webhook_inner(
     );
     // The parsed request owns its strings: the body's bytes leave the connection's budget.
     drop((bytes, hold));
-    let span = tracing::Span::current();
     span.record("tag", request.fulfillment_info.tag.as_str());
     span.record("session", request.session_id());
 

@@ -45,8 +45,7 @@ fn needs_escaping(bytes: &[u8]) -> bool {
     let n = bytes.len();
     if n >= 16 {
         let mut blocks = bytes.chunks_exact(16);
-        blocks.any(block_hit)
-            || (!blocks.remainder().is_empty() && block_hit(&bytes[n - 16..]))
+        blocks.any(block_hit) || (!blocks.remainder().is_empty() && block_hit(&bytes[n - 16..]))
     } else if n >= 8 {
         word_hit(word(&bytes[..8])) || word_hit(word(&bytes[n - 8..]))
     } else {

@@ -16,14 +16,15 @@ use std::collections::BTreeMap;
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use futures_util::task::AtomicWaker;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 /// File descriptors kept free for everything but client connections (the listener, the database,
@@ -110,7 +111,8 @@ impl Tracker {
             idle_since_ms: AtomicU64::new(0),
             scanner: Mutex::new(Scanner::default()),
             fd: stream.as_raw_fd(),
-            evicted: Notify::new(),
+            signals: AtomicU8::new(if self.draining() { Signal::DRAINING } else { 0 }),
+            waker: AtomicWaker::new(),
         });
         lock(&self.conns).insert(id, state.clone());
         Registration {
@@ -130,7 +132,7 @@ impl Tracker {
             .map(|(id, _)| *id);
         match victim.and_then(|id| conns.remove(&id)) {
             Some(state) => {
-                state.evicted.notify_one();
+                state.signal(Signal::EVICTED);
                 true
             }
             None => false,
@@ -145,6 +147,26 @@ impl Tracker {
     pub fn draining(&self) -> bool {
         self.draining.load(Ordering::Acquire)
     }
+
+    /// Raises `signal` (a [`Signal`] bit) on every open connection.
+    pub fn signal_all(&self, signal: u8) {
+        for state in lock(&self.conns).values() {
+            state.signal(signal);
+        }
+    }
+}
+
+/// What the server asks of a connection's task, as bits of [`ConnState`]'s signals. Each wakes the
+/// task once; the task sees which bits are new since it last looked.
+pub struct Signal;
+
+impl Signal {
+    /// The tracker closed the connection to make room (it had no request yet).
+    pub const EVICTED: u8 = 1;
+    /// Shutdown began: finish what was received, then close.
+    pub const DRAINING: u8 = 2;
+    /// The grace period is over: close now.
+    pub const ABORT: u8 = 4;
 }
 
 /// A registered connection; leaving the list and freeing the slot when dropped.
@@ -170,8 +192,12 @@ pub struct ConnState {
     idle_since_ms: AtomicU64,
     scanner: Mutex<Scanner>,
     fd: RawFd,
-    /// Notified when the tracker closes this connection to make room.
-    pub evicted: Notify,
+    /// [`Signal`] bits raised so far.
+    signals: AtomicU8,
+    /// The connection task's waker, woken when a signal is raised. Registering an unchanged waker
+    /// is a compare and a swap: the connection task polls this on every wake-up, where a
+    /// `Notify` or `watch` receiver took a lock each time.
+    waker: AtomicWaker,
 }
 
 impl ConnState {
@@ -193,6 +219,28 @@ impl ConnState {
         }
         let since = Duration::from_millis(self.idle_since_ms.load(Ordering::Acquire));
         Some(self.accepted + since + idle)
+    }
+
+    /// Raises `signal` and wakes the connection's task.
+    pub fn signal(&self, signal: u8) {
+        self.signals.fetch_or(signal, Ordering::AcqRel);
+        self.waker.wake();
+    }
+
+    /// Ready with every signal raised so far once one not in `seen` is.
+    pub fn poll_signals(&self, cx: &mut Context<'_>, seen: u8) -> Poll<u8> {
+        let raised = self.signals.load(Ordering::Acquire);
+        if raised & !seen != 0 {
+            return Poll::Ready(raised);
+        }
+        self.waker.register(cx.waker());
+        // A signal raised before the registration finished woke no one: look again.
+        let raised = self.signals.load(Ordering::Acquire);
+        if raised & !seen != 0 {
+            Poll::Ready(raised)
+        } else {
+            Poll::Pending
+        }
     }
 
     /// Whether a request has started on this connection.

@@ -54,6 +54,51 @@ async fn in_flight_request_completes_during_shutdown() {
     );
 }
 
+#[tokio::test]
+async fn a_call_still_running_when_the_grace_period_ends_is_dropped_and_the_server_stops() {
+    let mut config = Config::local();
+    config.shutdown_grace = Duration::from_secs(1);
+    config.deadline = Duration::from_secs(20);
+    let mut app = spawn_with(config, |d| {
+        d.register(Route::new(
+            "test.stuck",
+            sleeps(Duration::from_secs(15), "never sent"),
+        ))
+        .unwrap();
+    })
+    .await;
+    let client = app.client.clone();
+    let url = app.url("/webhook");
+    let in_flight = tokio::spawn(async move {
+        let req = http::Request::post(url)
+            .header("content-type", "application/json")
+            .body(http_body_util::Full::new(bytes::Bytes::from(
+                CxRequest::tag("test.stuck").build(),
+            )))
+            .unwrap();
+        client.request(req).await.map(|res| res.status())
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let began = std::time::Instant::now();
+    app.begin_shutdown();
+    // The grace period (1 s) ends long before the handler would: the connection is dropped without
+    // an answer, and the server returns.
+    let outcome = tokio::time::timeout(Duration::from_secs(5), in_flight)
+        .await
+        .expect("the call ends within 5 s")
+        .unwrap();
+    assert!(
+        outcome.is_err(),
+        "no answer after the grace period: {outcome:?}"
+    );
+    app.stopped().await.unwrap();
+    let took = began.elapsed();
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(5),
+        "stopped {took:?} after the shutdown began"
+    );
+}
+
 #[test]
 fn sigterm_lets_the_in_flight_request_finish_and_exits_0() {
     let dir = tempfile::tempdir().unwrap();
