@@ -21,12 +21,12 @@ pub fn push_str(out: &mut Vec<u8>, text: &str) {
 /// Whether `bytes` holds a byte JSON must escape: a control character (below 0x20), `"` or `\`.
 ///
 /// Strings of 16 bytes or more go by 16-byte blocks, a loop the compiler turns into vector
-/// compares, the last block overlapping the one before. Shorter ones are read as two overlapping
-/// eight-byte words (or one, padded) and tested as `serde_json`'s reader tests them: for a word
+/// compares, the last block overlapping the one before. Those of 8 to 15 bytes are read as two
+/// overlapping eight-byte words and tested as `serde_json`'s reader tests them: for a word
 /// `w`, `(w - 0x0101..01 * n) & !w & 0x8080..80` is non-zero exactly when some byte of `w` is
 /// below `n` (Mycroft's test, exact for `n <= 128`), and a byte equal to `c` is a zero byte of
-/// `w ^ (0x0101..01 * c)`. No byte is looked at alone, which is what made short keys cost over a
-/// hundred instructions each.
+/// `w ^ (0x0101..01 * c)`. Shorter ones are looked up byte by byte in a table. A plain byte loop
+/// cost over a hundred instructions for a six-letter key.
 fn needs_escaping(bytes: &[u8]) -> bool {
     const ONES: u64 = u64::MAX / 255;
     const HIGH: u64 = ONES << 7;
@@ -49,16 +49,25 @@ fn needs_escaping(bytes: &[u8]) -> bool {
     } else if n >= 8 {
         word_hit(word(&bytes[..8])) || word_hit(word(&bytes[n - 8..]))
     } else {
-        // Padded with `a`, which needs nothing.
-        let padded = bytes
+        bytes
             .iter()
-            .enumerate()
-            .fold(ONES * u64::from(b'a'), |w, (i, &b)| {
-                (w & !(0xff << (8 * i))) | (u64::from(b) << (8 * i))
-            });
-        word_hit(padded)
+            .fold(0, |any, &b| any | ESCAPED[usize::from(b)])
+            != 0
     }
 }
+
+/// 1 for each byte JSON must escape.
+static ESCAPED: [u8; 256] = {
+    let mut table = [0; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        table[b] = 1;
+        b += 1;
+    }
+    table[b'"' as usize] = 1;
+    table[b'\\' as usize] = 1;
+    table
+};
 
 /// Appends `"key":`.
 pub fn push_key(out: &mut Vec<u8>, key: &str) {
