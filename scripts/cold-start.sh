@@ -8,7 +8,7 @@
 #
 # usage: scripts/cold-start.sh [-n RUNS]     (default 10; prints each scenario's median, min and max)
 # The client is bash itself (/dev/tcp), retrying at once until a call is answered 200.
-# Honours CARGO_TARGET_DIR; SKIP_BUILD=1 builds nothing.
+# Honours CARGO_TARGET_DIR; SKIP_BUILD=1 builds nothing; BIN=PATH measures another build of the service.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,7 +23,7 @@ done
 target=${CARGO_TARGET_DIR:-target}
 [ -n "${SKIP_BUILD:-}" ] || cargo build --release --quiet --bin cx-webhook --example floor
 [ -n "${SKIP_BUILD:-}" ] || cargo build --quiet --example dev_idp
-bin=$target/release/cx-webhook
+bin=${BIN:-$target/release/cx-webhook}
 floor=$target/release/examples/floor
 work=$(mktemp -d)
 trap 'kill "${pid:-}" "${idp_pid:-}" 2>/dev/null || true; rm -rf "$work"' EXIT

@@ -8,7 +8,7 @@ use std::net::TcpStream;
 use std::process::Command;
 use std::time::Duration;
 
-use common::process::{Binary, signal, wait_exit};
+use common::process::{Binary, post, signal, wait_exit};
 use common::{CxRequest, fixture, sleeps, spawn_with};
 use cx_webhook::Config;
 use cx_webhook::handlers::Route;
@@ -132,6 +132,27 @@ fn sigterm_lets_the_in_flight_request_finish_and_exits_0() {
 
     let status = wait_exit(&mut child, Duration::from_secs(15));
     assert_eq!(status.code(), Some(0));
+}
+
+#[test]
+fn the_binary_runs_one_allocator_purge_thread() {
+    // src/main.rs configures jemalloc through an exported symbol; if the symbol stopped being read
+    // (a renamed prefix), no thread would purge and memory would stay at its peak after a flood.
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, address) = Binary::new(&dir).start();
+    assert!(post(&address, &fixture("unknown-tag.json")).starts_with("HTTP/1.1 200"));
+    let names: Vec<String> = std::fs::read_dir(format!("/proc/{}/task", child.id()))
+        .unwrap()
+        .map(|task| std::fs::read_to_string(task.unwrap().path().join("comm")).unwrap())
+        .map(|name| name.trim().to_owned())
+        .collect();
+    let purgers = names.iter().filter(|n| *n == "jemalloc_bg_thd").count();
+    assert_eq!(purgers, 1, "threads: {names:?}");
+    signal(&child, libc::SIGTERM);
+    assert_eq!(
+        wait_exit(&mut child, Duration::from_secs(15)).code(),
+        Some(0)
+    );
 }
 
 #[test]
