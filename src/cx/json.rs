@@ -1,7 +1,8 @@
 //! JSON written by hand where it runs on every call (the webhook's answer, each log line), byte
 //! for byte what `serde_json` writes: strings that need no escaping, which are nearly all of them,
 //! are found by whole words and blocks (see `needs_escaping`) and copied whole, where `serde_json`
-//! looks up every byte in its escape table. Anything that does need escaping goes through `serde_json`.
+//! looks up every byte in its escape table. Anything that does need escaping goes through
+//! `serde_json`.
 
 use serde_json::Value;
 
