@@ -266,13 +266,12 @@ mod tests {
             seen.push(format!("{:?}", accounts.get(&id).unwrap()));
             seen.push(format!("{:?}", accounts.pin_hash(&id).unwrap()));
         }
-        let owners: Vec<String> = store
-            .read(|c| {
-                c.prepare("SELECT DISTINCT subject FROM account_owners")?
-                    .query_map([], |r| r.get(0))?
-                    .collect()
-            })
-            .unwrap();
+        let column = |sql: &str| -> Vec<String> {
+            store
+                .read(|c| c.prepare(sql)?.query_map([], |r| r.get(0))?.collect())
+                .unwrap()
+        };
+        let owners = column("SELECT DISTINCT subject FROM account_owners");
         for owner in owners.iter().map(String::as_str).chain(["nobody"]) {
             let subject = Subject::new(owner).unwrap();
             seen.push(format!(
@@ -280,13 +279,7 @@ mod tests {
                 accounts.owned_by(&subject).unwrap()
             ));
         }
-        let phones: Vec<String> = store
-            .read(|c| {
-                c.prepare("SELECT DISTINCT phone FROM account_phones")?
-                    .query_map([], |r| r.get(0))?
-                    .collect()
-            })
-            .unwrap();
+        let phones = column("SELECT DISTINCT phone FROM account_phones");
         for phone in phones.iter().map(String::as_str).chain(["+10000000000"]) {
             seen.push(format!("{phone} {:?}", accounts.by_phone(phone).unwrap()));
         }

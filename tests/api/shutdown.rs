@@ -9,10 +9,28 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::process::{Binary, post, signal, wait_exit};
-use common::{CxRequest, fixture, sleeps, spawn_with};
+use common::{CxRequest, TestApp, fixture, sleeps, spawn_with};
 use cx_webhook::Config;
 use cx_webhook::handlers::Route;
 use http::StatusCode;
+
+/// Sends a webhook call with `tag` from a task of its own, so it is in flight while the test
+/// shuts the server down.
+fn call_in_flight(
+    app: &TestApp,
+    tag: &str,
+) -> tokio::task::JoinHandle<
+    Result<http::Response<hyper::body::Incoming>, hyper_util::client::legacy::Error>,
+> {
+    let client = app.client.clone();
+    let req = http::Request::post(app.url("/webhook"))
+        .header("content-type", "application/json")
+        .body(http_body_util::Full::new(bytes::Bytes::from(
+            CxRequest::tag(tag).build(),
+        )))
+        .unwrap();
+    tokio::spawn(async move { client.request(req).await })
+}
 
 #[tokio::test]
 async fn in_flight_request_completes_during_shutdown() {
@@ -25,26 +43,15 @@ async fn in_flight_request_completes_during_shutdown() {
     })
     .await;
     let addr = app.addr;
-    let client = app.client.clone();
-    let url = app.url("/webhook");
-    let in_flight = tokio::spawn(async move {
-        let req = http::Request::post(url)
-            .header("content-type", "application/json")
-            .body(http_body_util::Full::new(bytes::Bytes::from(
-                CxRequest::tag("test.slow").build(),
-            )))
-            .unwrap();
-        let res = client.request(req).await.expect("answered");
-        let status = res.status();
-        let body = http_body_util::BodyExt::collect(res.into_body())
-            .await
-            .unwrap()
-            .to_bytes();
-        (status, body)
-    });
+    let in_flight = call_in_flight(&app, "test.slow");
     tokio::time::sleep(Duration::from_millis(200)).await;
     app.begin_shutdown();
-    let (status, body) = in_flight.await.unwrap();
+    let res = in_flight.await.unwrap().expect("answered");
+    let status = res.status();
+    let body = http_body_util::BodyExt::collect(res.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
     assert_eq!(status, StatusCode::OK);
     assert!(String::from_utf8_lossy(&body).contains("done after the signal"));
     app.stopped().await.unwrap();
@@ -67,17 +74,7 @@ async fn a_call_still_running_when_the_grace_period_ends_is_dropped_and_the_serv
         .unwrap();
     })
     .await;
-    let client = app.client.clone();
-    let url = app.url("/webhook");
-    let in_flight = tokio::spawn(async move {
-        let req = http::Request::post(url)
-            .header("content-type", "application/json")
-            .body(http_body_util::Full::new(bytes::Bytes::from(
-                CxRequest::tag("test.stuck").build(),
-            )))
-            .unwrap();
-        client.request(req).await.map(|res| res.status())
-    });
+    let in_flight = call_in_flight(&app, "test.stuck");
     tokio::time::sleep(Duration::from_millis(200)).await;
     let began = std::time::Instant::now();
     app.begin_shutdown();
@@ -89,7 +86,8 @@ async fn a_call_still_running_when_the_grace_period_ends_is_dropped_and_the_serv
         .unwrap();
     assert!(
         outcome.is_err(),
-        "no answer after the grace period: {outcome:?}"
+        "no answer after the grace period: {:?}",
+        outcome.map(|res| res.status())
     );
     app.stopped().await.unwrap();
     let took = began.elapsed();
