@@ -38,7 +38,7 @@ pub struct App {
 pub enum BuildError {
     /// The shared outbound HTTP client could not be built (TLS setup).
     #[error("cannot build the outbound HTTP client")]
-    Http(#[source] reqwest::Error),
+    Http(#[source] crate::clients::ClientError),
     /// The booking API client could not load its credentials.
     #[error("cannot set up the booking API client (BOOKING_API_URL)")]
     BookingApi(#[source] BookingApiBuildError),

@@ -388,6 +388,8 @@ fn serve(args: &ServeArgs) -> ExitCode {
         Ok(config) => config,
         Err(errors) => return refuse_to_start("invalid settings", &errors.0, ExitCode::from(2)),
     };
+    // Read the system's root certificates beside the start-up, not on its way.
+    crate::tls::preload();
     let store = match open_store(&config.database_path) {
         Ok(store) => store,
         Err(e) => {

@@ -20,6 +20,8 @@
 //!   PostgreSQL: the only module that knows SQL.
 //! - [`telemetry`]: Cloud Logging JSON lines, trace correlation.
 //! - [`clients`]: outbound HTTP (weather provider, remote booking API); knows nothing of Dialogflow.
+//! - [`tls`]: the one rustls configuration of outbound connections (HTTPS and PostgreSQL) and the
+//!   system's root certificates, loaded once, lazily (depends on nothing of ours).
 //! - [`domain`]: the business types and the user's vocabulary (depends on nothing of ours).
 //! - [`cx`]: the Dialogflow CX wire model (depends on nothing of ours).
 //!
@@ -40,6 +42,7 @@ pub mod send;
 pub mod server;
 pub mod store;
 pub mod telemetry;
+pub mod tls;
 pub mod tools;
 
 pub use app::App;

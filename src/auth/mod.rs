@@ -222,7 +222,7 @@ impl From<AuthFailure> for AuthError {
 pub enum SetupError {
     /// The HTTP client for the issuer's keys could not be built (TLS setup).
     #[error("cannot build the HTTP client for the issuer's keys: {0}")]
-    Client(#[source] reqwest::Error),
+    Client(#[source] crate::clients::ClientError),
     /// Built outside a tokio runtime, so the key refresh task cannot start.
     #[error("the key cache must be built inside the tokio runtime")]
     NoRuntime,

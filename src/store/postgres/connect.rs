@@ -26,7 +26,7 @@ pub const SQL_LOGIN_SCOPE: &str = "https://www.googleapis.com/auth/sqlservice.lo
 /// Why a connection could not be opened.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
-    /// The TLS settings cannot be used (unreadable `sslrootcert`, no platform roots).
+    /// The TLS settings cannot be used (an unreadable or empty `sslrootcert`).
     #[error("TLS setup: {0}")]
     Tls(String),
     /// No access token for IAM authentication.
@@ -137,12 +137,8 @@ async fn drive<F: std::future::Future<Output = Result<(), tokio_postgres::Error>
     }
 }
 
-fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
-}
-
 fn verified(root_cert: Option<&std::path::Path>) -> Result<ClientConfig, ConnectError> {
-    let builder = ClientConfig::builder_with_provider(provider())
+    let builder = ClientConfig::builder_with_provider(crate::tls::provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| ConnectError::Tls(e.to_string()))?;
     match root_cert {
@@ -160,21 +156,17 @@ fn verified(root_cert: Option<&std::path::Path>) -> Result<ClientConfig, Connect
             }
             Ok(builder.with_root_certificates(roots).with_no_client_auth())
         }
-        None => {
-            let verifier = rustls_platform_verifier::Verifier::new(provider())
-                .map_err(|e| ConnectError::Tls(e.to_string()))?;
-            Ok(builder
-                .dangerous()
-                .with_custom_certificate_verifier(Arc::new(verifier))
-                .with_no_client_auth())
-        }
+        None => Ok(builder
+            .dangerous()
+            .with_custom_certificate_verifier(crate::tls::system_roots())
+            .with_no_client_auth()),
     }
 }
 
 /// libpq's `sslmode=require`: encrypted, but any certificate is accepted (signatures in the
 /// handshake are still checked, so the session key belongs to whoever holds the certificate).
 fn unverified() -> Result<ClientConfig, ConnectError> {
-    let provider = provider();
+    let provider = crate::tls::provider();
     Ok(ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| ConnectError::Tls(e.to_string()))?
