@@ -178,7 +178,7 @@ fn signature_error(kind: &ErrorKind) -> AuthFailure {
 /// full text, each with what it established (`V`) until its `exp` plus the leeway. Disabled (every lookup misses) when built with capacity 0.
 #[derive(Debug)]
 pub struct VerifiedTokens<V: Clone + Send + Sync + 'static> {
-    cache: Option<moka::future::Cache<[u8; 32], Entry<V>>>,
+    cache: Option<moka::future::Cache<[u8; 32], Entry<V>, foldhash::fast::RandomState>>,
     leeway: i64,
 }
 
@@ -218,7 +218,7 @@ impl<V: Clone + Send + Sync + 'static> VerifiedTokens<V> {
             moka::future::Cache::builder()
                 .max_capacity(capacity)
                 .expire_after(UntilExpiry { leeway })
-                .build()
+                .build_with_hasher(foldhash::fast::RandomState::default())
         });
         VerifiedTokens { cache, leeway }
     }

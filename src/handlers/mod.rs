@@ -21,7 +21,7 @@ pub mod fallback;
 pub mod service_cost;
 pub mod weather;
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
@@ -369,8 +369,8 @@ impl Dispatcher {
     /// A dispatcher over `routes`.
     pub fn new(routes: Vec<Route>) -> Result<Self, DuplicateRoute> {
         let mut d = Dispatcher {
-            by_tag: HashMap::new(),
-            by_intent: HashMap::new(),
+            by_tag: HashMap::default(),
+            by_intent: HashMap::default(),
             routes: Vec::new(),
             fallback: Arc::new(fallback::fallback),
         };

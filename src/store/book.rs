@@ -24,7 +24,7 @@
 //!
 //! Transactions stay in SQLite: there can be many per account, and they are read less often.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{PoisonError, RwLock};
 use std::time::{Duration, Instant};
@@ -134,7 +134,7 @@ impl Book {
 /// `key → account ids` from a query of `(key, account_id)` sorted by both, each list cut at
 /// [`MAX_ACCOUNTS_PER_OWNER`] like the per-call query's `LIMIT`.
 fn ids_by_key(conn: &Connection, sql: &str) -> rusqlite::Result<HashMap<Box<str>, Vec<AccountId>>> {
-    let mut map: HashMap<Box<str>, Vec<AccountId>> = HashMap::new();
+    let mut map: HashMap<Box<str>, Vec<AccountId>> = HashMap::default();
     let mut stmt = conn.prepare(sql)?;
     let mut rows = stmt.query([])?;
     while let Some(r) = rows.next()? {
