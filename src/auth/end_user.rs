@@ -145,10 +145,11 @@ impl EndUserVerifier {
 
     /// Verifies `token` and returns who it proves the user is.
     pub async fn verify(&self, token: &str) -> Result<EndUser, EndUserError> {
-        let segments = jwt::split(token)?;
+        // A token verified before passed the checks below: the cache is asked first.
         if let Some(user) = self.verified.get(token).await {
             return Ok(user);
         }
+        let segments = jwt::split(token)?;
         let claims: Claims = self.rs256.verify(token, segments).await?;
         let (user, exp) = self.check(&claims, jwt::unix_now())?;
         self.verified.insert(token, user.clone(), exp).await;

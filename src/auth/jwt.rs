@@ -223,11 +223,14 @@ impl<V: Clone + Send + Sync + 'static> VerifiedTokens<V> {
         VerifiedTokens { cache, leeway }
     }
 
-    /// What `token` established, if it was verified before and is still unexpired.
-    pub async fn get(&self, token: &str) -> Option<V> {
+    /// What `token` established, if it was verified before and is still unexpired. A hit means
+    /// these very bytes passed every check, size and format included, so callers look here before
+    /// checking anything: `token` may be the raw bytes of a header not yet checked to be text.
+    pub async fn get(&self, token: &(impl AsRef<[u8]> + ?Sized)) -> Option<V> {
+        let token = token.as_ref();
         let cache = self.cache.as_ref()?;
         let hit = cache.get(&cache_key(token)).await?;
-        let same = constant_time::verify_slices_are_equal(hit.token.as_bytes(), token.as_bytes());
+        let same = constant_time::verify_slices_are_equal(hit.token.as_bytes(), token);
         (same.is_ok() && super::claims::unexpired(hit.exp, unix_now(), self.leeway))
             .then_some(hit.value)
     }
@@ -240,7 +243,7 @@ impl<V: Clone + Send + Sync + 'static> VerifiedTokens<V> {
                 value,
                 exp,
             };
-            cache.insert(cache_key(token), entry).await;
+            cache.insert(cache_key(token.as_bytes()), entry).await;
         }
     }
 }
@@ -254,8 +257,7 @@ pub fn unix_now() -> i64 {
 
 /// The verified-token cache's key: the first 32 bytes of the signature segment (zero-padded when
 /// shorter, as no RS256 signature is). Only where to look: a hit also compares the whole token.
-fn cache_key(token: &str) -> [u8; 32] {
-    let bytes = token.as_bytes();
+fn cache_key(bytes: &[u8]) -> [u8; 32] {
     let signature = memchr::memrchr(b'.', bytes).map_or(bytes, |dot| &bytes[dot + 1..]);
     let mut key = [0; 32];
     let n = signature.len().min(32);
@@ -287,7 +289,7 @@ mod tests {
         assert_eq!((s.header, s.payload, s.signature), ("head", "body", "sig"));
         let s = split("..").unwrap();
         assert_eq!((s.header, s.payload, s.signature), ("", "", ""));
-        assert_eq!(&cache_key("h.p.sig")[..4], b"sig\0");
+        assert_eq!(&cache_key(b"h.p.sig")[..4], b"sig\0");
         for bad in ["a.b", "a.b.c.d", "abc", ""] {
             assert!(
                 matches!(split(bad), Err(AuthFailure::MalformedToken(_))),
@@ -329,8 +331,8 @@ mod tests {
             .insert(&format!("h.p.{sig}"), "carol".to_owned(), now + 60)
             .await;
         assert_eq!(
-            cache_key(&format!("h.p.{sig}")),
-            cache_key(&format!("h.q.{sig}"))
+            cache_key(format!("h.p.{sig}").as_bytes()),
+            cache_key(format!("h.q.{sig}").as_bytes())
         );
         assert_eq!(
             cache.get(&format!("h.p.{sig}")).await.as_deref(),

@@ -258,7 +258,15 @@ impl Authenticator {
     /// Checks one request's headers.
     pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Caller, AuthError> {
         match self {
-            Authenticator::IdToken(verifier) => verifier.verify(bearer(headers)?).await,
+            Authenticator::IdToken(verifier) => {
+                let bearer = bearer(headers)?;
+                // A remembered token is the common case: its bytes are compared with a verified
+                // token's before anything reads them (checking ~1 KB of text was 600 instructions).
+                if let Some(caller) = verifier.remembered(bearer.token).await {
+                    return Ok(caller);
+                }
+                verifier.verify(bearer.text()?).await
+            }
             Authenticator::ApiKey(verifier) => Ok(verifier.verify(headers)?),
             Authenticator::None => Ok(Caller::default()),
         }
@@ -273,8 +281,39 @@ impl Authenticator {
     }
 }
 
-/// The credential of `Authorization: Bearer <token>` (the scheme is case-insensitive).
-fn bearer(headers: &HeaderMap) -> Result<&str, AuthFailure> {
+/// The credential of an `Authorization: Bearer <token>` header, read as bytes: whether the header
+/// is text is only asked when the token is not a remembered one ([`Bearer::text`]).
+#[derive(Debug, Clone, Copy)]
+struct Bearer<'a> {
+    /// The whole header value.
+    header: &'a [u8],
+    /// The credential, without the scheme and the blanks around it.
+    token: &'a [u8],
+}
+
+const NOT_ASCII: AuthFailure = AuthFailure::MalformedToken("the token is not ASCII");
+
+impl<'a> Bearer<'a> {
+    /// The credential as text: the header must be visible ASCII (and tabs), as
+    /// `HeaderValue::to_str` requires.
+    fn text(&self) -> Result<&'a str, AuthFailure> {
+        if !is_visible_ascii(self.header) {
+            return Err(NOT_ASCII);
+        }
+        std::str::from_utf8(self.token).map_err(|_| NOT_ASCII)
+    }
+}
+
+fn is_visible_ascii(bytes: &[u8]) -> bool {
+    bytes
+        .iter()
+        .all(|&b| b == b'\t' || (b' '..=b'~').contains(&b))
+}
+
+/// The credential of `Authorization: Bearer <token>` (the scheme is case-insensitive). The refusals
+/// are those of reading the header as text first: a header that is not ASCII is refused as such,
+/// whatever else is wrong with it.
+fn bearer(headers: &HeaderMap) -> Result<Bearer<'_>, AuthFailure> {
     let mut values = headers.get_all(AUTHORIZATION).iter();
     let value = values.next().ok_or(AuthFailure::MissingToken)?;
     if values.next().is_some() {
@@ -282,19 +321,29 @@ fn bearer(headers: &HeaderMap) -> Result<&str, AuthFailure> {
             "more than one Authorization header was sent",
         ));
     }
-    let value = value
-        .to_str()
-        .map_err(|_| AuthFailure::MalformedToken("the token is not ASCII"))?
-        .trim();
-    let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
-    if !scheme.eq_ignore_ascii_case("bearer") {
-        return Err(AuthFailure::UnsupportedScheme);
+    let header = value.as_bytes();
+    let refuse = |failure| {
+        Err(if is_visible_ascii(header) {
+            failure
+        } else {
+            NOT_ASCII
+        })
+    };
+    // A header value holds no CR, LF or other control byte but the tab, so on one that is text
+    // these trims are `str::trim`'s.
+    let value = header.trim_ascii();
+    let (scheme, token) = match memchr::memchr(b' ', value) {
+        Some(at) => (&value[..at], &value[at + 1..]),
+        None => (value, &value[value.len()..]),
+    };
+    if !scheme.eq_ignore_ascii_case(b"bearer") {
+        return refuse(AuthFailure::UnsupportedScheme);
     }
-    let token = token.trim();
+    let token = token.trim_ascii();
     if token.is_empty() {
-        return Err(AuthFailure::MissingToken);
+        return refuse(AuthFailure::MissingToken);
     }
-    Ok(token)
+    Ok(Bearer { header, token })
 }
 
 #[cfg(test)]
@@ -312,9 +361,11 @@ mod tests {
     #[test]
     fn bearer_extracts_the_token() {
         let h = with_authorization(&["Bearer abc.def.ghi"]);
-        assert_eq!(bearer(&h).unwrap(), "abc.def.ghi");
+        assert_eq!(bearer(&h).unwrap().text().unwrap(), "abc.def.ghi");
         let h = with_authorization(&["bearer   abc.def.ghi "]);
-        assert_eq!(bearer(&h).unwrap(), "abc.def.ghi");
+        assert_eq!(bearer(&h).unwrap().text().unwrap(), "abc.def.ghi");
+        let h = with_authorization(&["\tBEARER \tabc.def.ghi\t"]);
+        assert_eq!(bearer(&h).unwrap().token, b"abc.def.ghi");
     }
 
     #[test]
@@ -331,14 +382,33 @@ mod tests {
             failure(&["Bearer a.b.c", "Bearer d.e.f"]),
             AuthFailure::MalformedToken(_)
         ));
-        // obs-text (bytes over 0x7f) is a valid header value but never a token.
-        let mut headers = HeaderMap::new();
-        let value = http::HeaderValue::from_bytes(b"Bearer a.b\xe9.c").unwrap();
-        headers.append(AUTHORIZATION, value);
+        // obs-text (bytes over 0x7f) is a valid header value but never a token, and a header
+        // that is not text is refused as such whatever else is wrong with it.
+        let raw = |bytes: &[u8]| {
+            let mut headers = HeaderMap::new();
+            headers.append(AUTHORIZATION, http::HeaderValue::from_bytes(bytes).unwrap());
+            headers
+        };
         assert_eq!(
-            bearer(&headers).unwrap_err(),
-            AuthFailure::MalformedToken("the token is not ASCII")
+            bearer(&raw(b"Bearer a.b\xe9.c"))
+                .unwrap()
+                .text()
+                .unwrap_err(),
+            NOT_ASCII
         );
+        assert_eq!(
+            bearer(&raw(b"Bearer a.b.c \xe9"))
+                .unwrap()
+                .text()
+                .unwrap_err(),
+            NOT_ASCII
+        );
+        assert_eq!(bearer(&raw(b"B\xe9arer a.b.c")).unwrap_err(), NOT_ASCII);
+        assert_eq!(
+            bearer(&raw(b"Bearer \xe9")).unwrap().text().unwrap_err(),
+            NOT_ASCII
+        );
+        assert_eq!(bearer(&raw(b"\xe9 ")).unwrap_err(), NOT_ASCII);
     }
 
     #[test]
