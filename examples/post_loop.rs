@@ -3,8 +3,11 @@
 //! to drive a server running under valgrind with an exact request count (wrk counts time, not calls).
 //!
 //! ```text
-//! post_loop ADDRESS PATH BODY_FILE COUNT [AUTHORIZATION]
+//! post_loop ADDRESS PATH BODY_FILE COUNT [AUTHORIZATION [HEADER_LINE ...]]
 //! ```
+//!
+//! Each HEADER_LINE (`name: value`) is sent as written, after the Authorization header (an empty
+//! AUTHORIZATION sends none).
 //!
 //! Plain std, no async runtime: the client's own cost stays out of the server's profile anyway, and
 //! a hand-written request is byte-for-byte the same every time. Exit code 1 on any non-200 answer or
@@ -17,7 +20,9 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
     if args.len() < 5 {
-        eprintln!("usage: post_loop ADDRESS PATH BODY_FILE COUNT [AUTHORIZATION]");
+        eprintln!(
+            "usage: post_loop ADDRESS PATH BODY_FILE COUNT [AUTHORIZATION [HEADER_LINE ...]]"
+        );
         return ExitCode::from(2);
     }
     let (address, path, file) = (&args[1], &args[2], &args[3]);
@@ -39,6 +44,10 @@ fn main() -> ExitCode {
     );
     if let Some(auth) = args.get(5).filter(|a| !a.is_empty()) {
         request.push_str(&format!("authorization: {auth}\r\n"));
+    }
+    for line in args.iter().skip(6) {
+        request.push_str(line);
+        request.push_str("\r\n");
     }
     request.push_str("\r\n");
     let mut request = request.into_bytes();

@@ -11,7 +11,9 @@
 #
 # usage: scripts/callgrind.sh [-n COUNT] [-w WARMUP] [-k TOP] [SCENARIO ...]
 # scenarios: floor, deployed, deployed-warn (RUST_LOG=warn), balance (AUTH_MODE=none), verified
-#            (deployed with ACCOUNT_ACCESS=verified and demo-user-1's ID token in the payload)
+#            (deployed with ACCOUNT_ACCESS=verified and demo-user-1's ID token in the payload),
+#            traced (deployed with the trace headers Cloud Run adds to every request and
+#            GOOGLE_CLOUD_PROJECT set, as cloudbuild.yaml sets it: the log line links the trace)
 #            (default: floor deployed)
 # The binaries are built with symbols (CARGO_PROFILE_RELEASE_STRIP=false), otherwise as released.
 # Honours CARGO_TARGET_DIR. KEEP=DIR keeps the callgrind files there for callgrind_annotate;
@@ -25,7 +27,7 @@ while getopts "n:w:k:" opt; do
     n) count=$OPTARG ;;
     w) warmup=$OPTARG ;;
     k) top=$OPTARG ;;
-    *) sed -n '2,18p' "$0"; exit 2 ;;
+    *) sed -n '2,20p' "$0"; exit 2 ;;
   esac
 done
 shift $((OPTIND - 1))
@@ -53,7 +55,7 @@ start_dev_idp "$work" "$target"
 if [[ " ${scenarios[*]} " =~ \ verified\  ]]; then verified_fixture "$work" "$work/verified.json"; fi
 declare -A per_call
 for name in "${scenarios[@]}"; do
-  auth=$token fixture=tests/fixtures/account-balance.json
+  auth=$token fixture=tests/fixtures/account-balance.json headers=()
   # shellcheck disable=SC2206
   case $name in
     floor) extra=(); program=$floor ;;
@@ -62,6 +64,9 @@ for name in "${scenarios[@]}"; do
     balance) extra=(); program=$bin; auth="" ;;
     verified) extra=(AUTH_MODE=google-oidc "${idp_env[@]}" ACCOUNT_ACCESS=verified "${end_user_env[@]}")
       program=$bin fixture=$work/verified.json ;;
+    traced) extra=(AUTH_MODE=google-oidc "${idp_env[@]}" GOOGLE_CLOUD_PROJECT=carconnect-demo); program=$bin
+      headers=("traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        "x-cloud-trace-context: 4bf92f3577b34da6a3ce929d0e0e4736/67667974448284343;o=1") ;;
     *) echo "unknown scenario: $name" >&2; exit 2 ;;
   esac
   log="$work/$name.log" out="$work/$name.callgrind"
@@ -95,9 +100,9 @@ for name in "${scenarios[@]}"; do
     "$client" "$addr" /webhook "$fixture" 1 "$auth" 2>/dev/null && break
     sleep 0.2
   done
-  "$client" "$addr" /webhook "$fixture" "$warmup" "$auth"
+  "$client" "$addr" /webhook "$fixture" "$warmup" "$auth" "${headers[@]}"
   callgrind_control -z "$pid" >/dev/null
-  "$client" "$addr" /webhook "$fixture" "$count" "$auth"
+  "$client" "$addr" /webhook "$fixture" "$count" "$auth" "${headers[@]}"
   callgrind_control -d "$pid" >/dev/null
   kill -TERM "$pid"; wait "$pid" || true; pid=""
   # The dump written by -d is the one with a part number; the exit dump is the plain file.

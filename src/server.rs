@@ -544,11 +544,7 @@ async fn handle(
     if req.method() != Method::POST {
         return HttpError::method_not_allowed("POST").into_response();
     }
-    // Names built at compile time: a lookup by `&str` parses and lower-cases the name first.
-    static TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
-    static CLOUD_TRACE: HeaderName = HeaderName::from_static("x-cloud-trace-context");
-    let header = |name: &HeaderName| req.headers().get(name).and_then(|v| v.to_str().ok());
-    let trace = TraceContext::from_headers(header(&TRACEPARENT), header(&CLOUD_TRACE));
+    let trace = TraceContext::from_headers(req.headers());
     let span = tracing::info_span!(
         "webhook",
         trace_id = trace.as_ref().map(|t| t.trace_id.as_str()),

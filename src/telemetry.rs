@@ -314,15 +314,23 @@ impl Drop for LogGuard {
 /// `write_all`; span fields are kept pre-encoded as JSON, so an event copies them instead of
 /// rebuilding a map.
 pub struct CloudLoggingLayer<W> {
-    project_id: Option<String>,
+    /// `,"logging.googleapis.com/trace":"projects/PROJECT/traces/` (PROJECT escaped), written
+    /// once: a line with a trace id appends the id and the closing quote.
+    trace_prefix: Option<Vec<u8>>,
     make_writer: W,
 }
 
 impl<W> CloudLoggingLayer<W> {
     /// A layer linking traces to `project_id` (if known) and writing to `make_writer`.
     pub fn new(project_id: Option<String>, make_writer: W) -> Self {
+        let trace_prefix = project_id.filter(|p| !p.is_empty()).map(|project| {
+            let mut prefix = b",\"logging.googleapis.com/trace\":".to_vec();
+            crate::cx::json::push_str(&mut prefix, &format!("projects/{project}/traces/"));
+            prefix.pop(); // the closing quote comes after the trace id
+            prefix
+        });
         CloudLoggingLayer {
-            project_id: project_id.filter(|p| !p.is_empty()),
+            trace_prefix,
             make_writer,
         }
     }
@@ -540,28 +548,29 @@ impl<W> CloudLoggingLayer<W> {
         push_rfc3339(line, jiff::Timestamp::now());
         line.extend_from_slice(b"\"");
 
-        if let Some(project) = &self.project_id
+        // The trace id as recorded is a JSON string: its escaped inside goes into the link as is.
+        if let Some(prefix) = &self.trace_prefix
             && let Some(trace) = fields.value("trace_id")
             && let [b'"', trace @ .., b'"'] = trace
         {
-            line.extend_from_slice(b",\"logging.googleapis.com/trace\":");
-            let trace = format!(
-                "projects/{project}/traces/{}",
-                String::from_utf8_lossy(trace)
-            );
-            let _ = serde_json::to_writer(&mut *line, &trace);
+            line.extend_from_slice(prefix);
+            line.extend_from_slice(trace);
+            line.push(b'"');
             fields.remove("trace_id");
         }
         for (name, range) in &fields.entries {
-            let key = match *name {
-                "span_id" => "logging.googleapis.com/spanId",
-                "trace_sampled" => "logging.googleapis.com/trace_sampled",
+            match *name {
+                "span_id" => line.extend_from_slice(b",\"logging.googleapis.com/spanId\":"),
+                "trace_sampled" => {
+                    line.extend_from_slice(b",\"logging.googleapis.com/trace_sampled\":");
+                }
                 n if RESERVED.contains(&n) => continue,
-                n => n,
-            };
-            line.push(b',');
-            crate::cx::json::push_str(line, key);
-            line.push(b':');
+                n => {
+                    line.push(b',');
+                    crate::cx::json::push_str(line, n);
+                    line.push(b':');
+                }
+            }
             line.extend_from_slice(&fields.json[range.clone()]);
         }
         line.extend_from_slice(b",\"message\":");
@@ -678,34 +687,42 @@ pub struct TraceContext {
 }
 
 impl TraceContext {
-    /// Reads `traceparent` (preferred) or `X-Cloud-Trace-Context` (`TRACE/SPAN;o=1`, SPAN decimal).
-    pub fn from_headers(traceparent: Option<&str>, cloud_trace: Option<&str>) -> Option<Self> {
-        traceparent
+    /// Reads `traceparent` (preferred) or `X-Cloud-Trace-Context` (`TRACE/SPAN;o=1`, SPAN decimal);
+    /// the second is looked up only when the first is absent or invalid (Cloud Run sends both).
+    pub fn from_headers(headers: &http::HeaderMap) -> Option<Self> {
+        // Names built at compile time: a lookup by `&str` parses and lower-cases the name first.
+        static TRACEPARENT: http::HeaderName = http::HeaderName::from_static("traceparent");
+        static CLOUD_TRACE: http::HeaderName =
+            http::HeaderName::from_static("x-cloud-trace-context");
+        let header = |name| headers.get(name).and_then(|v| v.to_str().ok());
+        header(&TRACEPARENT)
             .and_then(Self::from_traceparent)
-            .or_else(|| cloud_trace.and_then(Self::from_cloud_trace))
+            .or_else(|| header(&CLOUD_TRACE).and_then(Self::from_cloud_trace))
     }
 
+    /// `VERSION-TRACE-SPAN-FLAGS`, each of fixed length (2, 32, 16, 2 hex digits), and for versions
+    /// after 00 possibly more fields after another `-`. Read at fixed offsets: this runs on every
+    /// call on Cloud Run.
     fn from_traceparent(value: &str) -> Option<Self> {
-        let mut parts = value.trim().split('-');
-        let (version, trace, span, flags) =
-            (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-        let hex = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_hexdigit());
-        if !hex(version, 2)
-            || version == "ff"
-            || !hex(trace, 32)
-            || !hex(span, 16)
-            || !hex(flags, 2)
-        {
+        let b = value.trim().as_bytes();
+        let dashes = b.len() >= 55 && b[2] == b'-' && b[35] == b'-' && b[52] == b'-';
+        if !dashes || (b.len() > 55 && b[55] != b'-') {
             return None;
         }
-        if trace.bytes().all(|b| b == b'0') || span.bytes().all(|b| b == b'0') {
+        let (version, trace, span, flags) = (&b[..2], &b[3..35], &b[36..52], &b[53..55]);
+        let hex = |s: &[u8]| s.iter().all(u8::is_ascii_hexdigit);
+        if !(hex(version) && hex(trace) && hex(span) && hex(flags)) || version == b"ff" {
             return None;
         }
-        let flags = u8::from_str_radix(flags, 16).ok()?;
+        if trace.iter().all(|&b| b == b'0') || span.iter().all(|&b| b == b'0') {
+            return None;
+        }
+        let lower = |s: &[u8]| String::from_utf8(s.to_ascii_lowercase()).ok();
+        let sampled = (flags[1] as char).to_digit(16)? & 1 == 1;
         Some(TraceContext {
-            trace_id: trace.to_ascii_lowercase(),
-            span_id: Some(span.to_ascii_lowercase()),
-            sampled: flags & 1 == 1,
+            trace_id: lower(trace)?,
+            span_id: Some(lower(span)?),
+            sampled,
         })
     }
 
@@ -856,6 +873,20 @@ mod tests {
     }
 
     #[test]
+    fn the_trace_link_is_valid_json_whatever_the_project_and_trace_hold() {
+        let lines = capture(Some("p\"r\\o/é"), || {
+            let span = tracing::info_span!("r", trace_id = "a\"b\u{1}c");
+            let _g = span.enter();
+            tracing::info!("hi");
+        });
+        assert_eq!(
+            lines[0]["logging.googleapis.com/trace"],
+            "projects/p\"r\\o/é/traces/a\"b\u{1}c"
+        );
+        assert!(lines[0].get("trace_id").is_none());
+    }
+
+    #[test]
     fn event_fields_win_over_span_fields_and_keys_stay_unique() {
         let buf = Buf::default();
         let subscriber =
@@ -938,32 +969,83 @@ mod tests {
         assert_eq!(lines[0]["severity"], "INFO");
     }
 
+    /// The trace context of a request with these `traceparent` and `X-Cloud-Trace-Context`.
+    fn trace_of(traceparent: Option<&str>, cloud_trace: Option<&str>) -> Option<TraceContext> {
+        let mut headers = http::HeaderMap::new();
+        if let Some(v) = traceparent {
+            headers.insert("traceparent", v.parse().unwrap());
+        }
+        if let Some(v) = cloud_trace {
+            headers.insert("x-cloud-trace-context", v.parse().unwrap());
+        }
+        TraceContext::from_headers(&headers)
+    }
+
     #[test]
     fn traceparent_is_preferred_and_validated() {
         let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
         let ct = "11111111111111111111111111111111/123;o=0";
-        let t = TraceContext::from_headers(Some(tp), Some(ct)).unwrap();
+        let t = trace_of(Some(tp), Some(ct)).unwrap();
         assert_eq!(t.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
         assert_eq!(t.span_id.as_deref(), Some("00f067aa0ba902b7"));
         assert!(t.sampled);
         let bad = "00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01";
-        let t = TraceContext::from_headers(Some(bad), Some(ct)).unwrap();
+        let t = trace_of(Some(bad), Some(ct)).unwrap();
         assert_eq!(t.trace_id, "11111111111111111111111111111111");
         assert!(!t.sampled);
     }
 
     #[test]
+    fn traceparent_fields_are_read_at_their_places() {
+        let ok = |v: &str| trace_of(Some(v), None);
+        let t = ok(" 00-4BF92F3577B34DA6A3CE929D0E0E4736-00F067AA0BA902B7-00 ").unwrap();
+        assert_eq!(
+            t.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736",
+            "lower-cased"
+        );
+        assert_eq!(t.span_id.as_deref(), Some("00f067aa0ba902b7"));
+        assert!(!t.sampled);
+        // The sampled flag is the lowest bit of the flags byte.
+        let flags = |f: &str| {
+            ok(&format!(
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-{f}"
+            ))
+            .map(|t| t.sampled)
+        };
+        assert_eq!(flags("03"), Some(true));
+        assert_eq!(flags("02"), Some(false));
+        assert_eq!(flags("1f"), Some(true));
+        assert_eq!(flags("0g"), None);
+        // A later version may add fields after another dash; version 00 accepts them the same.
+        let base = "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        assert!(ok(&format!("{base}-future")).is_some());
+        assert!(ok(&format!("{base}x")).is_none());
+        for bad in [
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e473g-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b-701",
+            "0-04bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-1",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",
+            "",
+        ] {
+            assert!(ok(bad).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
     fn cloud_trace_span_is_converted_from_decimal() {
-        let t = TraceContext::from_headers(None, Some("105445aa7843bc8bf206b12000100000/1;o=1"))
-            .unwrap();
+        let t = trace_of(None, Some("105445aa7843bc8bf206b12000100000/1;o=1")).unwrap();
         assert_eq!(t.span_id.as_deref(), Some("0000000000000001"));
         assert!(t.sampled);
-        let t = TraceContext::from_headers(
+        let t = trace_of(
             None,
             Some("105445aa7843bc8bf206b12000100000/18446744073709551615"),
         )
         .unwrap();
         assert_eq!(t.span_id.as_deref(), Some("ffffffffffffffff"));
-        assert!(TraceContext::from_headers(None, Some("nope/1")).is_none());
+        assert!(trace_of(None, Some("nope/1")).is_none());
     }
 }
