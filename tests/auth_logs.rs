@@ -86,3 +86,94 @@ async fn refusals_log_the_reason_and_the_caller_but_never_the_token() {
         }
     }
 }
+
+#[tokio::test]
+async fn every_line_of_a_call_carries_its_trace_and_once_parsed_its_tag_and_session() {
+    use tracing_subscriber::layer::SubscriberExt;
+    let logs = LogBuffer::default();
+    let subscriber = tracing_subscriber::registry().with(
+        cx_webhook::telemetry::CloudLoggingLayer::new(Some("proj".into()), logs.clone()),
+    );
+    let guard = tracing::subscriber::set_default(subscriber);
+
+    let app = common::spawn_app().await;
+    let trace = |id: char| format!("00-{}-00f067aa0ba902b7-01", id.to_string().repeat(32));
+    // Answered: the fallback handler logs a WARNING inside the call, then the call's own line.
+    assert_ok(&app.post_with(&[("traceparent", &trace('a'))]).await);
+    // Refused before the body is parsed: a wrong content type, then a body that is not JSON.
+    let refused = app
+        .call(
+            http::Method::POST,
+            "/webhook",
+            &[("content-type", "text/plain"), ("traceparent", &trace('b'))],
+            b"{}".to_vec(),
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let garbage = app
+        .call(
+            http::Method::POST,
+            "/webhook",
+            &[
+                ("content-type", "application/json"),
+                (
+                    "x-cloud-trace-context",
+                    &format!("{}/1;o=1", "c".repeat(32)),
+                ),
+            ],
+            b"{\"fulfillmentInfo\":".to_vec(),
+        )
+        .await;
+    assert_eq!(garbage.status, StatusCode::BAD_REQUEST);
+    drop(guard);
+
+    let text = logs.text();
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let line = |message: &str, trace: char| {
+        let link = format!("projects/proj/traces/{}", trace.to_string().repeat(32));
+        lines
+            .iter()
+            .find(|l| l["message"] == message && l["logging.googleapis.com/trace"] == link)
+            .unwrap_or_else(|| panic!("no {message:?} line in trace {trace}:\n{text}"))
+    };
+    for answered in [
+        line("no handler for this webhook tag", 'a'),
+        line("webhook call", 'a'),
+    ] {
+        assert_eq!(answered["tag"], "no.such.tag", "{answered}");
+        assert_eq!(answered["session"], "s-4f9e2b", "{answered}");
+        assert_eq!(
+            answered["logging.googleapis.com/spanId"],
+            "00f067aa0ba902b7"
+        );
+        assert_eq!(answered["logging.googleapis.com/trace_sampled"], true);
+    }
+    let unsupported = line("webhook call refused", 'b');
+    assert_eq!(unsupported["error"], "unsupported_media_type");
+    let malformed = line("webhook call refused", 'c');
+    assert_eq!(malformed["error"], "malformed_json");
+    assert_eq!(
+        malformed["logging.googleapis.com/spanId"],
+        "0000000000000001"
+    );
+    for refused in [unsupported, malformed] {
+        assert!(
+            refused.get("tag").is_none() && refused.get("session").is_none(),
+            "{refused}"
+        );
+        assert!(
+            refused.get("trace_id").is_none(),
+            "the id is in the link only"
+        );
+    }
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l["message"] == "webhook call")
+            .count(),
+        1
+    );
+}
