@@ -65,12 +65,10 @@ impl IdTokenVerifier {
         Some(Caller { email: Some(email) })
     }
 
-    /// Verifies `token` (the Bearer credential) and returns its caller.
+    /// Verifies `token` (the Bearer credential) and returns its caller. (The server asks
+    /// [`Self::remembered`] first with the header's bytes; this asks again only before the RSA
+    /// verification, since a stripped token is never remembered.)
     pub async fn verify(&self, token: &str) -> Result<Caller, AuthError> {
-        // Only tokens whose signature verified are remembered, so a stripped one never hits.
-        if let Some(caller) = self.remembered(token.as_bytes()).await {
-            return Ok(caller);
-        }
         let segments = jwt::split(token)?;
         if segments.signature == STRIPPED_SIGNATURE {
             if !self.accept_stripped {
@@ -78,6 +76,9 @@ impl IdTokenVerifier {
             }
             let claims: Claims = jwt::decode_segment(segments.payload)?;
             return Ok(caller(self.policy.check(&claims, jwt::unix_now())?));
+        }
+        if let Some(caller) = self.remembered(token.as_bytes()).await {
+            return Ok(caller);
         }
         let claims: Claims = self.rs256.verify(token, segments).await?;
         let checked = self.policy.check(&claims, jwt::unix_now())?;
