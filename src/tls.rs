@@ -1,16 +1,16 @@
 //! TLS for every outbound connection (the HTTPS clients in `clients` and `auth`, PostgreSQL in
-//! `store`): one rustls configuration for the process, trusting the system's root certificates through rustls-platform-verifier, which are
-//! read once, and not on the way to the first answer.
+//! `store`): one rustls configuration for the process, trusting the system's root certificates
+//! through rustls-platform-verifier, which are read once, and not on the way to the first answer.
 //!
-//! Why not reqwest's own TLS setup: reqwest builds a platform verifier per client, and on Linux that
-//! reads the CA bundle *and* every file in `/etc/ssl/certs` (about 300 on Debian) and parses them
-//! all, 3 to 5 ms per client. Two clients were built before the server listened (the key set's and
-//! the app's), so that was about a third of the cold start. Here:
-//! - the roots are loaded on first use ([`SystemRoots`]), so a process that never opens an HTTPS
-//!   connection (local runs against `dev_idp`, the benchmarks) never reads them;
-//! - [`preload`] loads them on a thread of their own when `serve` starts, so on Cloud Run they are
-//!   ready, or nearly, by the first handshake (the key set fetch from Google); a handshake that
-//!   comes before the load ends waits for it, once;
+//! Why not reqwest's own TLS setup: reqwest builds a platform verifier per client, and on Linux
+//! that reads the CA bundle *and* every file in `/etc/ssl/certs` (about 300 on Debian) and parses
+//! them all, 3 to 5 ms per client. Two clients were built before the server listened (the key
+//! set's and the app's), so that was about a third of the cold start. Here:
+//! - the roots are loaded on first use ([`SystemRoots`]), once for the process, so building a
+//!   client reads nothing;
+//! - `serve` calls [`preload`], which loads them on a thread of their own, beside the start-up
+//!   rather than on its way: on Cloud Run they are ready, or nearly, by the first handshake (the
+//!   key set fetch from Google); a handshake that comes before the load ends waits for it, once;
 //! - a system without any root certificate is reported by `preload` as an ERROR log line, and every
 //!   handshake then fails with that reason instead of the service refusing to start: the service
 //!   can still serve what needs no outbound TLS.

@@ -3,10 +3,10 @@
 //! Design choice: one shared [`reqwest::Client`] (rustls, already in the tree through
 //! google-cloud-auth), built once at start by [`http_client`] and cloned into every client, so all
 //! outbound calls share one connection pool. Every client, this one and the key set's, verifies
-//! servers with the process's one set of system roots ([`crate::tls`]), loaded once and lazily. The shared client carries a
-//! connect timeout and, as a last resort, a total timeout equal to the webhook deadline; each call
-//! bounds itself by the time its webhook call has left (a per-request timeout replaces the total
-//! one, so callers never pass more than that).
+//! servers with the process's one set of system roots ([`crate::tls`]), loaded once and lazily.
+//! The shared client carries a connect timeout and, as a last resort, a total timeout equal to the
+//! webhook deadline; each call bounds itself by the time its webhook call has left (a per-request
+//! timeout replaces the total one, so callers never pass more than that).
 //! Redirects are not followed (an API that redirects is misconfigured, and a redirect must never
 //! carry our ID token elsewhere). Response bodies are read with a size cap ([`read_capped`]) so a
 //! misbehaving server cannot make us buffer without bound.
@@ -39,14 +39,15 @@ pub enum ClientError {
 
 /// Builds an outbound client. `total` is the ceiling for any one request (the webhook deadline);
 /// callers set tighter per-request timeouts. The connect timeout is [`CONNECT_TIMEOUT`], or `total`
-/// when that is shorter. Servers are verified with the system's roots ([`crate::tls::system_roots`]);
-/// HTTP/2 and HTTP/1.1 are offered by ALPN, as reqwest offers them on its own.
+/// when that is shorter. Servers are verified with the system's roots
+/// ([`crate::tls::system_roots`]); HTTP/2 and HTTP/1.1 are offered by ALPN, as reqwest offers them
+/// on its own.
 pub fn http_client(total: Duration) -> Result<reqwest::Client, ClientError> {
     http_client_verifying(total, crate::tls::system_roots())
 }
 
 /// [`http_client`] with another verifier (tests trust their own certificate authority).
-pub fn http_client_verifying(
+fn http_client_verifying(
     total: Duration,
     verifier: std::sync::Arc<dyn rustls::client::danger::ServerCertVerifier>,
 ) -> Result<reqwest::Client, ClientError> {
