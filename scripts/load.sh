@@ -12,8 +12,10 @@
 #            deployed (as deployed: google-oidc with a cached token, account.balance, RUST_LOG=info),
 #            deployed-warn (the same with RUST_LOG=warn: no per-call log line),
 #            verified (deployed with ACCOUNT_ACCESS=verified: the request carries demo-user-1's signed
-#            end-user ID token in payload.userIdToken, verified once and then cached like the agent's)
-#            (default: floor fallback balance oidc deployed deployed-warn verified)
+#            end-user ID token in payload.userIdToken, verified once and then cached like the agent's),
+#            traced (deployed with the trace headers Cloud Run adds to every request and
+#            GOOGLE_CLOUD_PROJECT set as cloudbuild.yaml sets it, so every line links its trace)
+#            (default: floor fallback balance oidc deployed deployed-warn verified traced)
 # Every service scenario logs JSON at RUST_LOG=info (as Cloud Build deploys it) unless it says otherwise.
 # SCENARIO@base runs SCENARIO with the binary named by BASELINE (e.g. a copy of the previous commit's
 # build), for before/after figures from one run. Honours CARGO_TARGET_DIR; SKIP_BUILD=1 builds nothing.
@@ -26,7 +28,7 @@ while getopts "c:d:t:" opt; do
     c) connections=$OPTARG ;;
     d) duration=$OPTARG ;;
     t) threads=$OPTARG ;;
-    *) sed -n '2,19p' "$0"; exit 2 ;;
+    *) sed -n '2,21p' "$0"; exit 2 ;;
   esac
 done
 shift $((OPTIND - 1))
@@ -42,7 +44,7 @@ trap 'kill "${pid:-}" "${idp_pid:-}" 2>/dev/null || true; rm -rf "$work"' EXIT
 # name | fixture | extra environment for the server (space separated K=V) | Authorization header |
 # log message that says the server is ready for load, and how many times (default once) | text the
 # first answer must contain (so that no scenario measures a refusal or a "please sign in")
-declare -A fixture env auth ready ready_count expect
+declare -A fixture env auth ready ready_count expect traceparent cloud_trace
 fixture[floor]=tests/fixtures/account-balance.json; env[floor]=""; auth[floor]=""
 fixture[fallback]=tests/fixtures/unknown-tag.json; env[fallback]=""; auth[fallback]=""
 ready[fallback]="listening"
@@ -52,17 +54,19 @@ balance_text="The balance of account A1001 is"
 expect[balance]=$balance_text
 oidc_ready="fetched the issuer's signing keys"
 for name in oidc oidc-nocache; do fixture[$name]=tests/fixtures/unknown-tag.json; ready[$name]=$oidc_ready; done
-for name in deployed deployed-warn verified; do
+for name in deployed deployed-warn verified traced; do
   fixture[$name]=tests/fixtures/account-balance.json; ready[$name]=$oidc_ready; expect[$name]=$balance_text
 done
+traceparent[traced]=00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01
+cloud_trace[traced]="4bf92f3577b34da6a3ce929d0e0e4736/67667974448284343;o=1"
 # Two key caches: the agent's issuer and the end users'.
 ready_count[verified]=2
-all=(floor fallback balance oidc deployed deployed-warn verified)
+all=(floor fallback balance oidc deployed deployed-warn verified traced)
 scenarios=("$@"); [ ${#scenarios[@]} -gt 0 ] || scenarios=("${all[@]}")
 
 # The oidc scenarios need a key set and a valid token: the dev tool examples/dev_idp serves one on
 # loopback (a debug build is enough: it answers one fetch per server start).
-if [[ " ${scenarios[*]} " =~ \ (oidc|deployed|verified) ]]; then
+if [[ " ${scenarios[*]} " =~ \ (oidc|deployed|verified|traced) ]]; then
   [ -n "${SKIP_BUILD:-}" ] || cargo build --quiet --example dev_idp
   # shellcheck source=scripts/dev-idp.sh
   . scripts/dev-idp.sh
@@ -71,7 +75,8 @@ if [[ " ${scenarios[*]} " =~ \ (oidc|deployed|verified) ]]; then
   env[oidc-nocache]="${env[oidc]} AUTH_TOKEN_CACHE_SIZE=0"
   env[deployed]="${env[oidc]}"
   env[deployed-warn]="${env[oidc]} RUST_LOG=warn"
-  for name in oidc oidc-nocache deployed deployed-warn verified; do auth[$name]=$token; done
+  env[traced]="${env[oidc]} GOOGLE_CLOUD_PROJECT=carconnect-demo"
+  for name in oidc oidc-nocache deployed deployed-warn verified traced; do auth[$name]=$token; done
   if [[ " ${scenarios[*]} " =~ \ verified ]]; then
     # The end users' issuer is dev_idp too; its mint signs demo-user-1's token (the owner of
     # A1001, the account the fixture asks for), which goes into the fixture's payload.
@@ -92,7 +97,7 @@ for name in "${scenarios[@]}"; do
   if [ "$base" != "$name" ]; then
     [ -x "${BASELINE:-}" ] || { echo "$name: set BASELINE to a cx-webhook binary" >&2; exit 2; }
     server=$BASELINE
-    for table in fixture env auth ready ready_count expect; do eval "$table[\$name]=\${$table[\$base]:-}"; done
+    for table in fixture env auth ready ready_count expect traceparent cloud_trace; do eval "$table[\$name]=\${$table[\$base]:-}"; done
   fi
   [ -n "${fixture[$name]:-}" ] || { echo "unknown scenario: $name" >&2; exit 2; }
   log="$work/$name.log"
@@ -142,6 +147,7 @@ for name in "${scenarios[@]}"; do
   [ -z "${expect[$name]:-}" ] || grep -qF "${expect[$name]}" "$work/$name.first" \
     || { echo "$name: the first answer lacks \"${expect[$name]}\":" >&2; cat "$work/$name.first" >&2; exit 1; }
   FIXTURE="${fixture[$name]}" AUTH_HEADER="${auth[$name]}" \
+    TRACEPARENT="${traceparent[$name]:-}" CLOUD_TRACE="${cloud_trace[$name]:-}" \
     wrk -t"$threads" -c"$connections" -d"${duration}s" -s scripts/wrk-post.lua "http://$addr/webhook" \
     >"$work/$name.wrk"
   line=$(grep '^RESULT' "$work/$name.wrk")

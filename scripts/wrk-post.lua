@@ -1,5 +1,6 @@
--- wrk script: POST the file named by $FIXTURE as JSON, optionally with $AUTH_HEADER as Authorization,
--- and print one machine-readable summary line.
+-- wrk script: POST the file named by $FIXTURE as JSON, optionally with $AUTH_HEADER as Authorization
+-- and $TRACEPARENT and $CLOUD_TRACE as the trace headers Cloud Run adds, and print one
+-- machine-readable summary line.
 local path = assert(os.getenv("FIXTURE"), "set FIXTURE to a request body file")
 local f = assert(io.open(path, "rb"))
 local body = f:read("*a")
@@ -11,6 +12,12 @@ wrk.headers["Content-Type"] = "application/json"
 local auth = os.getenv("AUTH_HEADER")
 if auth and auth ~= "" then
   wrk.headers["Authorization"] = auth
+end
+for header, var in pairs({ ["traceparent"] = "TRACEPARENT", ["X-Cloud-Trace-Context"] = "CLOUD_TRACE" }) do
+  local value = os.getenv(var)
+  if value and value ~= "" then
+    wrk.headers[header] = value
+  end
 end
 
 done = function(summary, latency, requests)
