@@ -13,15 +13,30 @@ use common::{assert_ok, google_oidc};
 use http::StatusCode;
 use serde_json::{Value, json};
 
-#[tokio::test]
-async fn refusals_log_the_reason_and_the_caller_but_never_the_token() {
+/// Cloud Logging lines (linking traces to `project`, if given) captured on this thread until the
+/// guard drops. The test runtime has one thread, so the server's tasks log through it too.
+fn capture_logs(project: Option<&str>) -> (LogBuffer, tracing::subscriber::DefaultGuard) {
     use tracing_subscriber::layer::SubscriberExt;
     let logs = LogBuffer::default();
     let subscriber = tracing_subscriber::registry().with(
-        cx_webhook::telemetry::CloudLoggingLayer::new(None, logs.clone()),
+        cx_webhook::telemetry::CloudLoggingLayer::new(project.map(String::from), logs.clone()),
     );
-    // The test runtime has one thread, so the server's tasks log through this subscriber too.
-    let guard = tracing::subscriber::set_default(subscriber);
+    (logs, tracing::subscriber::set_default(subscriber))
+}
+
+/// The captured text and each of its lines as JSON.
+fn json_lines(logs: &LogBuffer) -> (String, Vec<Value>) {
+    let text = logs.text();
+    let lines = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    (text, lines)
+}
+
+#[tokio::test]
+async fn refusals_log_the_reason_and_the_caller_but_never_the_token() {
+    let (logs, guard) = capture_logs(None);
 
     let idp = Idp::start(&[key(0)]).await;
     let app = google_oidc(&idp).await;
@@ -45,11 +60,7 @@ async fn refusals_log_the_reason_and_the_caller_but_never_the_token() {
     assert_ok(&app.post_bearer(&good).await);
     drop(guard);
 
-    let text = logs.text();
-    let lines: Vec<Value> = text
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let (text, lines) = json_lines(&logs);
     let calls: Vec<&Value> = lines
         .iter()
         .filter(|l| {
@@ -89,12 +100,7 @@ async fn refusals_log_the_reason_and_the_caller_but_never_the_token() {
 
 #[tokio::test]
 async fn every_line_of_a_call_carries_its_trace_and_once_parsed_its_tag_and_session() {
-    use tracing_subscriber::layer::SubscriberExt;
-    let logs = LogBuffer::default();
-    let subscriber = tracing_subscriber::registry().with(
-        cx_webhook::telemetry::CloudLoggingLayer::new(Some("proj".into()), logs.clone()),
-    );
-    let guard = tracing::subscriber::set_default(subscriber);
+    let (logs, guard) = capture_logs(Some("proj"));
 
     let app = common::spawn_app().await;
     let trace = |id: char| format!("00-{}-00f067aa0ba902b7-01", id.to_string().repeat(32));
@@ -127,11 +133,7 @@ async fn every_line_of_a_call_carries_its_trace_and_once_parsed_its_tag_and_sess
     assert_eq!(garbage.status, StatusCode::BAD_REQUEST);
     drop(guard);
 
-    let text = logs.text();
-    let lines: Vec<Value> = text
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let (text, lines) = json_lines(&logs);
     let line = |message: &str, trace: char| {
         let link = format!("projects/proj/traces/{}", trace.to_string().repeat(32));
         lines
